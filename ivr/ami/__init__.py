@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface client (replaces pyst2's manager; see README)."""
