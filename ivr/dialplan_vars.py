@@ -14,6 +14,9 @@ AMD_ENABLED = "IVR_AMD"  # "1" runs AMD() before the call script
 AMD_STATUS = "AMDSTATUS"  # MACHINE | HUMAN | NOTSURE | HANGUP
 AMD_CAUSE = "AMDCAUSE"
 
+# Set by Asterisk's AGI() application when it returns
+AGI_STATUS = "AGISTATUS"  # SUCCESS | FAILURE (e.g. FastAGI server unreachable) | NOTFOUND | HANGUP
+
 # FastAGI routes (the path of agi://host:port/<route>)
 ROUTE_DEBT_CALL = "debt-call"
 ROUTE_HANGUP = "call-ended"

@@ -40,6 +40,7 @@ class CallEnded:
     cause: int
     cause_txt: str
     result: str  # AttemptResult value mapped from the cause
+    agi_status: str | None = None  # AGISTATUS seen on the call's channels (e.g. FAILURE: AGI server down)
 
 
 @dataclass(frozen=True)
