@@ -59,12 +59,13 @@ def parse_promise(keys: str, today: dt.date, horizon: dt.date) -> DateParse:
             return DateParse(None, DateProblem.NOT_A_DATE)
         return _check(next_year, today, horizon)
     if this_year < today:
+        following: dt.date | None
         try:
-            next_year = dt.date(today.year + 1, month, day)
+            following = dt.date(today.year + 1, month, day)
         except ValueError:
-            next_year = None
-        if next_year is not None and next_year <= horizon:
-            return DateParse(next_year, None)
+            following = None
+        if following is not None and following <= horizon:
+            return DateParse(following, None)
         return DateParse(this_year, DateProblem.PAST)
     return _check(this_year, today, horizon)
 

@@ -1,0 +1,3 @@
+"""The robot's voice: a TTS engine behind an interface (tts), conversion to Asterisk's 8 kHz
+WAV (audio), a content-addressed cache of rendered phrases (cache) and the per-call preparation
+of every phrase before dialing (prepare)."""

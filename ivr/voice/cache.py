@@ -1,0 +1,133 @@
+"""Rendered audio on disk, keyed by what it sounds like, so a phrase is synthesised once and
+every later call (on any FastAGI process sharing the directory) just plays the file.
+
+Layout: <root>/<language>/<2 hex>/<sha256>.wav and <root>/recordings/<sha256>.wav, all 8 kHz
+mono 16-bit WAV, world-readable (Asterisk usually runs as another user). Writes go to a temp
+file in the same directory and are renamed into place, so a concurrent reader sees either no
+file or the whole file, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from ivr.voice.audio import TELEPHONY_RATE, AudioError, AudioSegment, load_wav, prepare_for_asterisk
+from ivr.voice.tts import TTSEngine
+
+log = logging.getLogger(__name__)
+
+# Bump when the audio processing (filter, loudness, trimming) changes: old files are re-rendered.
+PIPELINE_VERSION = "1"
+FILE_MODE = 0o644
+EMPTY_PHRASE_MS = 200
+
+
+class AudioCache:
+    def __init__(self, root: Path, engine: TTSEngine) -> None:
+        self.root = Path(root)
+        self.engine = engine
+
+    def key(self, text: str, language: str) -> str:
+        parts = [
+            PIPELINE_VERSION,
+            self.engine.name,
+            self.engine.voice_for(language),
+            str(getattr(self.engine, "options", "")),
+            language,
+            text,
+        ]
+        return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+    def _path(self, text: str, language: str) -> Path:
+        key = self.key(text, language)
+        return self.root / language / key[:2] / f"{key}.wav"
+
+    def has(self, text: str, language: str) -> bool:
+        return self._path(text, language).is_file()
+
+    def path_for(self, text: str, language: str) -> Path:
+        """The 8 kHz WAV of this text, synthesised now if it is not cached yet."""
+        path = self._path(text, language)
+        if path.is_file():
+            self._touch(path)
+            return path
+        started = time.monotonic()
+        if text.strip():
+            audio = prepare_for_asterisk(self.engine.synthesize(text, language))
+        else:  # an admin blanked a phrase: a short silence keeps the call flow intact
+            audio = AudioSegment.silent(duration=EMPTY_PHRASE_MS, frame_rate=TELEPHONY_RATE)
+        self._write(audio, path)
+        log.info(
+            "synthesised %s phrase (%d chars, %.1fs of audio) in %.2fs",
+            language, len(text), len(audio) / 1000, time.monotonic() - started,
+        )
+        return path
+
+    def use_recording(self, src: Path) -> Path:
+        """An admin's recorded WAV (any rate/channels/PCM width) converted to 8 kHz into the
+        cache; keyed by the file's content, so replacing the recording takes effect at once."""
+        try:
+            data = Path(src).read_bytes()
+        except OSError as exc:
+            raise AudioError(f"cannot read recording {src}: {exc.strerror or exc}") from None
+        key = hashlib.sha256(PIPELINE_VERSION.encode() + b"\0recording\0" + data).hexdigest()
+        path = self.root / "recordings" / f"{key}.wav"
+        if path.is_file():
+            self._touch(path)
+            return path
+        try:
+            audio = prepare_for_asterisk(load_wav(data))
+        except AudioError as exc:
+            raise AudioError(f"recording {src}: {exc}") from None
+        self._write(audio, path)
+        log.info("converted recording %s to %s", src, path.name)
+        return path
+
+    @staticmethod
+    def asterisk_name(path: Path) -> str:
+        """What STREAM FILE / Playback want: the absolute path without the extension."""
+        return str(Path(path).resolve().with_suffix(""))
+
+    def prune(self, older_than: timedelta, now: float | None = None) -> int:
+        """Delete files not used for `older_than` (every hit refreshes a file's mtime), e.g.
+        debt messages of amounts nobody owes any more. Returns how many were removed."""
+        limit = (time.time() if now is None else now) - older_than.total_seconds()
+        removed = 0
+        for path in self.root.rglob("*.wav"):
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process pruned it first
+                continue
+        if removed:
+            log.info("pruned %d cached audio files unused for %s", removed, older_than)
+        return removed
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        try:
+            os.utime(path)
+        except OSError:  # read-only cache: still usable, just never pruned by age
+            pass
+
+    @staticmethod
+    def _write(audio: AudioSegment, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False)
+        tmp = Path(handle.name)
+        try:
+            with handle:
+                audio.export(handle, format="wav")
+            os.chmod(tmp, FILE_MODE)  # NamedTemporaryFile creates 0600; Asterisk must read it
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+

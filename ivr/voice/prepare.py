@@ -1,0 +1,190 @@
+"""Everything a call may play, rendered to audio before the call is placed.
+
+The call script never waits for speech synthesis: AudioPreparer.prepare() renders every phrase
+of the script (the stage's debt message, menus, errors, closings), the readback of every date
+the subscriber may key in (today .. horizon) and the reply of every reason, and returns the
+Asterisk file names. Phrases that do not depend on the account (menus, readbacks) have the same
+text for everybody and come straight from the AudioCache after the first call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.config import Settings
+from ivr.db.models import LadderStage, Promise, Reason
+from ivr.prompts import CALL_PHRASES, OPTIONAL_TEMPLATES
+from ivr.prompts.context import build_context, with_promise_date
+from ivr.prompts.render import MissingTemplate, PromptStore, ResolvedTemplate, TemplateProblem
+from ivr.voice.audio import AudioError
+from ivr.voice.cache import AudioCache
+
+log = logging.getLogger(__name__)
+
+READBACK = "date_readback"
+BROKEN_PROMISE = "broken_promise"
+# The call script plays "the debt message" without knowing which stage template it is.
+DEBT_MESSAGE = "debt_message"
+
+
+@dataclass
+class CallAudio:
+    language: str
+    # template name -> Asterisk file name (no extension); "debt_message" is this call's debt
+    # message (the stage's template or broken_promise), also present under its own name
+    phrases: dict[str, str]
+    readbacks: dict[dt.date, str]  # promise date -> readback audio, every date today..horizon
+    reason_replies: dict[str, str]  # Reason.code -> reply audio (only reasons with a reply)
+    reasons: list[tuple[str, str, bool, str | None]]  # (key, code, actionable, route) in menu order
+    message_name: str = ""  # template name of this call's debt message (a key of `phrases`)
+    # what each file says, for the call log and previews: phrase name, "readback:<iso date>",
+    # "reply:<reason code>"
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> str:
+        try:
+            return self.phrases[name]
+        except KeyError:
+            raise KeyError(
+                f"no prepared audio for phrase {name!r} ({self.language}); prepared: {', '.join(sorted(self.phrases))}"
+            ) from None
+
+    @property
+    def message(self) -> str:
+        """The debt message of this call's stage (or broken_promise)."""
+        return self.get(self.message_name)
+
+    def readback(self, day: dt.date) -> str:
+        try:
+            return self.readbacks[day]
+        except KeyError:
+            span = f"{min(self.readbacks)}..{max(self.readbacks)}" if self.readbacks else "none"
+            raise KeyError(f"no readback prepared for {day} (prepared: {span})") from None
+
+
+class AudioPreparer:
+    def __init__(self, store: PromptStore, cache: AudioCache, settings: Settings) -> None:
+        self.store = store
+        self.cache = cache
+        self.settings = settings
+
+    def call_language(self, language: str | None) -> str:
+        """The account's language if there are templates for it, else the default language."""
+        available = self.store.languages()
+        if language in available:
+            return str(language)
+        if language:
+            log.warning("no prompts for language %r, using %r", language, self.settings.default_language)
+        return self.settings.default_language
+
+    def message_name(self, session: Session, case: Any, stage_code: str) -> str:
+        if case is not None and getattr(case, "promise_broken", False):
+            return BROKEN_PROMISE
+        stage = session.scalars(select(LadderStage).where(LadderStage.code == stage_code)).first()
+        if stage is None:
+            raise ValueError(f"unknown ladder stage {stage_code!r}")
+        return stage.prompt
+
+    def prepare(
+        self,
+        session: Session,
+        account: Any,
+        case: Any,
+        stage_code: str,
+        language: str,
+        today: dt.date,
+        *,
+        horizon: dt.date,
+        options: Mapping[str, Any],
+    ) -> CallAudio:
+        language = self.call_language(language)
+        message = self.message_name(session, case, stage_code)
+        reasons = list(
+            session.scalars(select(Reason).where(Reason.active.is_(True)).order_by(Reason.position, Reason.id))
+        )
+        context = build_context(
+            settings=self.settings, account=account, case=case, language=language, today=today,
+            stage_code=stage_code, reasons=reasons, options=options,
+            promise_date=self._missed_promise_date(session, case) if message == BROKEN_PROMISE else None,
+            deadline=horizon,
+        )
+        names = [*CALL_PHRASES, message, READBACK]
+        templates = self.store.resolve_all(names, language, stage_code, session)
+        for name in names:
+            if name not in templates and name not in OPTIONAL_TEMPLATES:
+                raise MissingTemplate(name, None, f"no override and no file {self.store.file_path(name, language)}", language)
+
+        audio = CallAudio(language=language, phrases={}, readbacks={}, reason_replies={},
+                          reasons=[(r.key, r.code, r.actionable, r.route) for r in reasons], message_name=message)
+        for name in [*CALL_PHRASES, message]:
+            if name not in templates:
+                continue
+            text = self._render(templates[name], context)
+            audio.texts[name] = text
+            audio.phrases[name] = self._audio_for(templates[name], text, language)
+        audio.phrases[DEBT_MESSAGE] = audio.phrases[message]
+        audio.texts[DEBT_MESSAGE] = audio.texts[message]
+
+        readback = templates[READBACK]
+        day = today
+        while day <= horizon:
+            text = self._render(readback, with_promise_date(context, day))
+            audio.texts[f"readback:{day.isoformat()}"] = text
+            audio.readbacks[day] = self.cache.asterisk_name(self.cache.path_for(text, language))
+            day += dt.timedelta(days=1)
+
+        for reason in reasons:
+            body = (reason.replies or {}).get(language, "").strip()
+            if not body:
+                continue
+            try:
+                text = self.store.render_string(body, language, context, name=f"reason {reason.code} reply")
+            except TemplateProblem as problem:  # a broken reply must not cost the whole call
+                log.error("reason reply skipped: %s", problem)
+                continue
+            audio.texts[f"reply:{reason.code}"] = text
+            audio.reason_replies[reason.code] = self.cache.asterisk_name(self.cache.path_for(text, language))
+        return audio
+
+    def _render(self, template: ResolvedTemplate, context: Mapping[str, Any]) -> str:
+        try:
+            return self.store.render_string(template.body, template.language, context, template.name)
+        except TemplateProblem as problem:
+            if template.origin != "db":
+                raise
+            # An admin's override that fails at call time (it was validated on save, but data can
+            # still surprise it) falls back to the shipped file rather than silencing the call.
+            log.error("override failed, using the file template: %s", problem)
+            body = self.store.file_source(template.name, template.language)
+            return self.store.render_string(body, template.language, context, template.name)
+
+    def _audio_for(self, template: ResolvedTemplate, text: str, language: str) -> str:
+        if template.recording_path:
+            src = Path(template.recording_path)
+            if not src.is_absolute():
+                src = self.settings.recordings_dir / src
+            try:
+                return self.cache.asterisk_name(self.cache.use_recording(src))
+            except AudioError as exc:
+                log.error("recording for %s (%s) unusable, using speech: %s", template.name, language, exc)
+        return self.cache.asterisk_name(self.cache.path_for(text, language))
+
+    @staticmethod
+    def _missed_promise_date(session: Session, case: Any) -> dt.date | None:
+        """The date of the case's most recent broken promise (what broken_promise reminds of)."""
+        case_id = getattr(case, "id", None)
+        if case_id is None:
+            return None
+        return session.scalars(
+            select(Promise.promised_date)
+            .where(Promise.debt_case_id == case_id, Promise.status == "broken")
+            .order_by(Promise.promised_date.desc(), Promise.id.desc())
+        ).first()
