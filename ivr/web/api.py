@@ -1,0 +1,201 @@
+"""JSON API for billing systems: push accounts and payments, pull outcomes, the block list and
+callbacks. Authentication is `Authorization: Bearer <token>` (tokens from `ivr tokens add` or the
+admin page; only their hashes are stored). Errors are JSON: {"error": "..."}.
+
+Accounts and payments go through the same importer as CSV uploads (the JSON list is written as an
+in-memory CSV with the same column names), so the validation, the bad-row report and the
+"re-sending the same data changes nothing" rule are identical for both ways in.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ivr.web.auth import bearer_token, find_api_token
+from ivr.web.common import ctx, in_db
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 100_000
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def json_response(data: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(_jsonable(data), status_code=status_code)
+
+
+async def authenticate(request: Request) -> str:
+    """The token's name, or 401."""
+    token = bearer_token(request.headers)
+    name = await in_db(request, lambda s: (row.name if (row := find_api_token(s, token)) else None)) if token else None
+    if name is None:
+        raise HTTPException(401, "missing or invalid API token (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return name
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        # several phone numbers in one field, as billing CSV exports write them
+        return ";".join(_cell(v) for v in value)
+    return str(value)
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> bytes:
+    """The JSON objects as a CSV file for the importer: the header is every key in order of first
+    appearance, so the importer reports unknown or missing columns exactly as for an upload."""
+    header: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in header:
+                header.append(str(key))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(row.get(k)) for k in header])
+    return out.getvalue().encode("utf-8")
+
+
+async def _json_rows(request: Request) -> list[dict[str, Any]]:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list):
+        raise HTTPException(400, "expected a JSON list of objects (or {\"items\": [...]})")
+    if len(data) > MAX_ROWS:
+        raise HTTPException(413, f"at most {MAX_ROWS} rows per request")
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise HTTPException(400, f"item {index} is not an object")
+        for key, value in item.items():
+            if isinstance(value, dict):
+                raise HTTPException(400, f"item {index}: field {key!r} must not be an object")
+    return data
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    errors = [{"line": e.line, "reason": e.reason, "field": e.field, "value": e.value} for e in report.errors]
+    return {
+        "rows_ok": report.rows_ok, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "rows_bad": report.rows_bad, "errors": errors,
+        "summary": report.summary(),
+    }
+
+
+async def _import(request: Request, kind: str) -> Response:
+    from ivr.billing.importer import import_accounts, import_payments
+
+    name = await authenticate(request)
+    rows = await _json_rows(request)
+    if not rows:
+        raise HTTPException(400, "the list is empty")
+    web = ctx(request)
+    fn = import_accounts if kind == "accounts" else import_payments
+    data = rows_to_csv(rows)
+    report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
+                                                today=web.today(), filename=f"api:{name}"))
+    log.info("API %s import by token %s: %s", kind, name, report.summary())
+    body = report_json(report)
+    # errors are per line of the list: line 2 is the first object (line 1 is the CSV header)
+    body["line_note"] = "line N refers to item N-2 of the list (0-based)"
+    if body["rows_bad"]:
+        body["error"] = f"{body['rows_bad']} row(s) rejected; the others were imported"
+        return json_response(body, 422)
+    return json_response(body)
+
+
+async def post_accounts(request: Request) -> Response:
+    return await _import(request, "accounts")
+
+
+async def post_payments(request: Request) -> Response:
+    return await _import(request, "payments")
+
+
+def _since(request: Request) -> dt.datetime | None:
+    raw = request.query_params.get("since", "").strip()
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"since: expected an ISO date or date-time, got {raw!r}") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+async def _export(request: Request, which: str) -> Response:
+    from ivr.billing import exporter
+
+    await authenticate(request)
+    since = _since(request)
+    fn = {"outcomes": exporter.export_outcomes, "blocklist": exporter.export_blocklist,
+          "callbacks": exporter.export_callbacks}[which]
+
+    def load(session: Session) -> list[dict[str, Any]]:
+        return list(fn(session, since))
+
+    items = await in_db(request, load)
+    return json_response({"items": items, "count": len(items), "since": since})
+
+
+async def get_outcomes(request: Request) -> Response:
+    return await _export(request, "outcomes")
+
+
+async def get_blocklist(request: Request) -> Response:
+    return await _export(request, "blocklist")
+
+
+async def get_callbacks(request: Request) -> Response:
+    return await _export(request, "callbacks")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/accounts", post_accounts, methods=["POST"]),
+        Route("/payments", post_payments, methods=["POST"]),
+        Route("/outcomes", get_outcomes, methods=["GET"]),
+        Route("/blocklist", get_blocklist, methods=["GET"]),
+        Route("/callbacks", get_callbacks, methods=["GET"]),
+    ]

@@ -1,0 +1,205 @@
+"""What every page handler needs: the app's collaborators, the logged-in user, running database
+work off the event loop, CSRF-checked forms, flash messages and template rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from ivr.clock import Clock
+from ivr.config import Settings
+from ivr.db.models import User
+from ivr.web import i18n
+from ivr.web.auth import CSRF_FIELD, LoginLimiter, allowed, csrf_ok, csrf_token
+from ivr.web.deps import ClickToCall
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    clock: Clock
+    templates: Jinja2Templates
+    limiter: LoginLimiter
+    click_to_call: ClickToCall | None = None
+    audio_cache: Any = None
+    prompt_store: Any = None
+    upload_dir: Path = field(default_factory=lambda: Path("var/uploads"))
+    # digest -> (text, language) of recent prompt previews (see admin_prompts)
+    previews: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def today(self) -> dt.date:
+        return self.clock.now().date()
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    username: str
+    role: str
+    phone: str | None
+    queues: tuple[str, ...]
+
+
+class LoginRequired(Exception):
+    """Raised by `require`; the app answers with a redirect to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def ctx(request: Request) -> WebContext:
+    context: WebContext = request.app.state.web
+    return context
+
+
+async def in_db(request: Request, fn: Callable[[Session], T]) -> T:
+    """Run `fn` in one transaction on a worker thread: the web UI shares the event loop with the
+    FastAGI server and the dialer in `ivr run`, and database calls block."""
+    sessions = ctx(request).sessions
+
+    def work() -> T:
+        with sessions.begin() as session:
+            return fn(session)
+
+    return await run_in_threadpool(work)
+
+
+def password_fingerprint(password_hash: str) -> str:
+    # A password reset changes the hash, which logs out every session of that user.
+    return password_hash[-16:]
+
+
+def session_user(session: Session, data: dict[str, Any]) -> CurrentUser | None:
+    uid = data.get("uid")
+    if not isinstance(uid, int):
+        return None
+    user = session.get(User, uid)
+    if user is None or not user.active or data.get("pwv") != password_fingerprint(user.password_hash):
+        return None
+    return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()))
+
+
+async def current_user(request: Request) -> CurrentUser | None:
+    cached = request.scope.get("ivr.user")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    data = dict(request.session)
+    user = await in_db(request, lambda s: session_user(s, data)) if "uid" in data else None
+    if user is None and "uid" in request.session:
+        request.session.pop("uid", None)
+    request.scope["ivr.user"] = user
+    return user
+
+
+async def require(request: Request, area: str) -> CurrentUser:
+    """The logged-in user if their role may use `area` (operator | admin | reports); otherwise a
+    redirect to the login page (not logged in) or 403 (wrong role)."""
+    user = await current_user(request)
+    if user is None:
+        raise LoginRequired(request.url.path)
+    if not allowed(user.role, area):
+        log.warning("user %s (%s) refused access to %s", user.username, user.role, request.url.path)
+        raise HTTPException(403, t(request, "err_forbidden"))
+    return user
+
+
+async def checked_form(request: Request) -> FormData:
+    """The POSTed form, after checking its CSRF token against the session's. Every form handler
+    reads its form through here; a missing or wrong token is a 403 and nothing is changed."""
+    form = await request.form()
+    if not csrf_ok(request.session, form.get(CSRF_FIELD)):
+        log.warning("CSRF check failed on %s", request.url.path)
+        raise HTTPException(403, t(request, "err_csrf"))
+    return form
+
+
+def lang_of(request: Request) -> str:
+    lang = request.session.get("lang") or request.cookies.get("ivr_lang")
+    return lang if lang in i18n.LANGUAGES else i18n.DEFAULT_LANGUAGE
+
+
+def t(request: Request, key: str, /, **params: Any) -> str:
+    return i18n.translate(lang_of(request), key, **params)
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    messages = list(request.session.get("flash", []))
+    messages.append([kind, message])
+    request.session["flash"] = messages[-5:]
+
+
+def redirect(path: str) -> RedirectResponse:
+    # 303: the browser follows a POST's redirect with GET (post/redirect/get)
+    return RedirectResponse(path, status_code=303)
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+    lang = lang_of(request)
+    values: dict[str, Any] = {
+        "t": i18n.translator(lang),
+        "lang": lang,
+        "languages": i18n.LANGUAGES,
+        "has_key": i18n.has_key,
+        "user": request.scope.get("ivr.user"),
+        "csrf": csrf_token(request.session),
+        "flashes": request.session.pop("flash", []) if "flash" in request.session else [],
+        "can": lambda area: bool(request.scope.get("ivr.user")) and allowed(request.scope["ivr.user"].role, area),
+        "path": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "section": _section(request.url.path),
+    }
+    clash = set(values) & set(context or {})
+    if clash:  # a page variable shadowing the layout's would silently break the header
+        raise ValueError(f"template context of {name} redefines {sorted(clash)}")
+    values.update(context or {})
+    return ctx(request).templates.TemplateResponse(request, name, values, status_code=status_code)
+
+
+def _section(path: str) -> str:
+    if path.startswith(("/queues", "/tasks")):
+        return "operator"
+    if path.startswith("/admin"):
+        return "admin"
+    if path.startswith("/reports"):
+        return "reports"
+    return ""
+
+
+def form_str(form: FormData, key: str, default: str = "") -> str:
+    value = form.get(key, default)
+    return value.strip() if isinstance(value, str) else default
+
+
+def form_int(form: FormData, key: str) -> int | None:
+    raw = form_str(form, key)
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

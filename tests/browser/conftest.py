@@ -1,0 +1,179 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the real app served by uvicorn
+on 127.0.0.1 (a background thread, a temporary SQLite database per test).
+
+Never `playwright install`: the browser is the system's (IVR_CHROMIUM, default /usr/bin/chromium;
+scripts/setup.sh --test installs it). A missing browser is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ivr.clock import FixedClock
+from ivr.config import Settings
+from ivr.db.models import Account, AttemptState, CallAttempt, DebtCase, PhoneNumber, User
+from ivr.web.auth import LoginLimiter, hash_password
+from ivr.wiring import Database
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("IVR_SCREENSHOTS", str(REPO / "tests" / "artifacts" / "screenshots")))
+PASSWORD = "browser-pass-1"
+# Wednesday 19 November 2025, 10:00 UTC (13:00 in Moscow): inside the default windows
+NOW = dt.datetime(2025, 11, 19, 10, 0, tzinfo=dt.UTC)
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_path() -> str:
+    path = os.environ.get("IVR_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).exists():
+        pytest.fail(f"Chromium not found at {path}: install Debian's chromium (scripts/setup.sh --test) or set "
+                    "IVR_CHROMIUM; browser tests never skip")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db: Database
+    clock: FixedClock
+    settings: Settings
+
+
+@pytest.fixture
+def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
+    import uvicorn
+
+    from ivr.web.app import create_app
+
+    clock = FixedClock(NOW)
+    settings = Settings(database_url="sqlite://", web_secret="browser-test-secret", prompts_dir=REPO / "prompts",
+                        audio_cache_dir=tmp_path / "audio", recordings_dir=tmp_path / "recordings")
+    app = create_app(settings=settings, sessions=db.sessions, clock=clock, secret_file=tmp_path / "web_secret",
+                     login_limiter=LoginLimiter(), upload_dir=tmp_path / "uploads")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, name="live-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the web server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", db, clock, settings)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def add_user(db: Database, username: str, role: str, phone: str | None = None) -> None:
+    with db.sessions.begin() as s:
+        s.add(User(username=username, role=role, password_hash=hash_password(PASSWORD), phone=phone, queues=[]))
+
+
+def make_debtor(db: Database, external_id: str = "A-2001", *, holder: str = "Смирнова Ольга Викторовна",
+                number: str = "+79165550011", timezone: str = "Europe/Moscow") -> tuple[int, int]:
+    """An account with an active case in the first ladder stage, due for a call now."""
+    with db.sessions.begin() as s:
+        account = Account(external_id=external_id, holder_name=holder, service_name="Охрана квартиры",
+                          tariff="Стандарт", balance=Decimal("2450.00"), currency="RUB",
+                          due_date=dt.date(2025, 11, 10), block_date=dt.date(2025, 11, 28), timezone=timezone,
+                          language="ru")
+        account.phones = [PhoneNumber(number=number, priority=1)]
+        s.add(account)
+        s.flush()
+        case = DebtCase(account_id=account.id, opened_on=dt.date(2025, 11, 10), amount_initial=Decimal("2450.00"),
+                        amount_owed=Decimal("2450.00"), currency="RUB", state="active", stage_code="reminder",
+                        stage_entered_at=dt.datetime(2025, 11, 11, 6, 0), next_attempt_at=dt.datetime(2025, 11, 19, 6, 0))
+        s.add(case)
+        s.flush()
+        return account.id, case.id
+
+
+@pytest.fixture
+def raised_callback(db: Database) -> int:
+    """A callback task raised by a robot call, written through the call script's own recorder
+    (ivr.call.recorder.CallRecorder -> ivr.call.tasks.raise_callback): the subscriber confirmed
+    identity (1), chose "tell us why" (3) and named an actionable reason (4, service quality).
+    One fixture, so that the lead can swap it for a real simulated call."""
+    from ivr.call.recorder import CallRecorder
+
+    account_id, case_id = make_debtor(db)
+    with db.sessions.begin() as s:
+        phone = s.scalars(select(PhoneNumber).where(PhoneNumber.account_id == account_id)).one()
+        s.add(CallAttempt(debt_case_id=case_id, account_id=account_id, phone_number_id=phone.id, phone=phone.number,
+                          stage_code="reminder", language="ru", purpose="robot", action_id="robot-call-1",
+                          state=AttemptState.ANSWERED.value, created_at=dt.datetime(2025, 11, 19, 7, 30),
+                          answered_at=dt.datetime(2025, 11, 19, 7, 30, 5), duration_s=Decimal("52")))
+    recorder = CallRecorder(db.sessions, FixedClock(NOW - dt.timedelta(hours=2, minutes=30)))
+
+    async def call() -> int:
+        info = await recorder.load("robot-call-1")
+        assert info is not None
+        await recorder.answered(info, "HUMAN")
+        await recorder.step(info, "greet")
+        await recorder.step(info, "identity", "1", "ok")
+        await recorder.identity(info, True)
+        await recorder.step(info, "debt_message")
+        await recorder.step(info, "menu", "", "no_input", detail="try 1")
+        await recorder.step(info, "menu", "3", "ok")
+        await recorder.step(info, "reason", "4", "ok")
+        task_id = await recorder.reason(info, "service_quality")
+        await recorder.finish(info, "reason")
+        assert task_id is not None
+        return task_id
+
+    # Playwright's sync API keeps an event loop on this thread: run the recorder on its own
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, call()).result(timeout=60)
+
+
+def screenshot(page: Any, name: str) -> None:
+    """The page at laptop size and at phone size, full length."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(LAPTOP)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-laptop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size(LAPTOP)
+
+
+def login(page: Any, server: LiveServer, username: str) -> None:
+    page.goto(server.url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
