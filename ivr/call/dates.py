@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 SHORTCUTS = {"*1": 0, "*2": 1}
 
 
-class DateProblem(str, Enum):
+class DateProblem(StrEnum):
     NOT_A_DATE = "not_a_date"  # wrong length, not digits, 31.02, month 13 ...
     PAST = "past"
     BEYOND_HORIZON = "beyond_horizon"

@@ -1,0 +1,101 @@
+"""Audio for a call: rendered before the originate (the dialer's prepare hook), handed to the call
+script when Asterisk connects.
+
+In one process the prepared CallAudio is kept in memory by call id. When the FastAGI server runs
+in another process than the dialer, the script prepares again at call start: every file is
+already in the audio cache by then, so that pass only renders text and finds files."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.call.dates import promise_horizon
+from ivr.call.recorder import CallInfo
+from ivr.clock import Clock
+from ivr.config import Settings
+from ivr.db.models import Account, CallAttempt, DebtCase
+from ivr.db.options import get_options
+from ivr.voice.prepare import AudioPreparer, CallAudio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    audio: CallAudio
+    options: dict[str, Any]
+    today: dt.date
+    horizon: dt.date
+
+
+class CallAudioSource:
+    def __init__(self, sessions: sessionmaker[Session], preparer: AudioPreparer, clock: Clock,
+                 settings: Settings, *, keep: int = 5000) -> None:
+        self._sessions = sessions
+        self._preparer = preparer
+        self._clock = clock
+        self._settings = settings
+        self._keep = keep
+        self._ready: OrderedDict[str, PreparedCall] = OrderedDict()
+        # one synthesis at a time: espeak-ng is CPU-bound and the machine has few cores
+        self._lock = asyncio.Lock()
+
+    def _prepare_sync(self, session: Session, attempt: CallAttempt) -> PreparedCall:
+        account = session.get(Account, attempt.account_id)
+        case = session.get(DebtCase, attempt.debt_case_id) if attempt.debt_case_id else None
+        if account is None or case is None:
+            raise LookupError(f"attempt {attempt.id}: account or debt case missing")
+        options = get_options(session)
+        tz = account.timezone or self._settings.default_timezone
+        try:
+            today = self._clock.now().astimezone(ZoneInfo(tz)).date()
+        except Exception:  # noqa: BLE001 - a bad zone in data must not stop the call
+            today = self._clock.now().astimezone(ZoneInfo(self._settings.default_timezone)).date()
+        horizon = promise_horizon(today, account.block_date,
+                                  int(options["promise_horizon_days_after_block"]),
+                                  int(options["promise_horizon_max_days"]))
+        audio = self._preparer.prepare(session, account, case, attempt.stage_code or "", attempt.language,
+                                       today, horizon=horizon, options=options)
+        return PreparedCall(audio, options, today, horizon)
+
+    def _remember(self, call_id: str, prepared: PreparedCall) -> None:
+        self._ready[call_id] = prepared
+        self._ready.move_to_end(call_id)
+        while len(self._ready) > self._keep:
+            self._ready.popitem(last=False)
+
+    async def prepare_attempt(self, attempt_id: int) -> None:
+        """Dialer hook: render every phrase of this attempt's call before the originate."""
+
+        def work() -> tuple[str, PreparedCall]:
+            with self._sessions() as session:
+                attempt = session.get(CallAttempt, attempt_id)
+                if attempt is None:
+                    raise LookupError(f"attempt {attempt_id} not found")
+                return attempt.action_id, self._prepare_sync(session, attempt)
+
+        async with self._lock:
+            call_id, prepared = await asyncio.to_thread(work)
+        self._remember(call_id, prepared)
+
+    async def for_call(self, call_id: str, info: CallInfo) -> PreparedCall:
+        prepared = self._ready.pop(call_id, None)
+        if prepared is not None:
+            return prepared
+        log.info("attempt %s: audio not prepared in this process, preparing from the cache", info.attempt_id)
+
+        def work() -> PreparedCall:
+            with self._sessions() as session:
+                attempt = session.get(CallAttempt, info.attempt_id)
+                assert attempt is not None
+                return self._prepare_sync(session, attempt)
+
+        return await asyncio.to_thread(work)
