@@ -1,0 +1,153 @@
+"""Random, realistic callees for load tests and the demo.
+
+The mix of outcomes and of answering personas comes from `rates` / `personas`; the keys each
+persona presses come from `menu`, so the call script's menu can change without editing this file.
+Each persona's `keys` answer the script's questions in order (see ivr.sim.scenario for how a
+key press meets an input opportunity): identity first, then the main menu, then the follow-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterable, Mapping
+
+from ivr.sim.scenario import Callee, KeyPress
+
+DEFAULT_RATES: Mapping[str, float] = {
+    "answer": 0.55,
+    "busy": 0.10,
+    "no_answer": 0.20,
+    "machine": 0.10,
+    "congestion": 0.03,
+    "failed": 0.02,
+}
+DEFAULT_PERSONAS: Mapping[str, float] = {
+    "promise": 0.28,  # right party, keys a payment date (sometimes an invalid one first)
+    "paid": 0.12,  # right party, "already paid"
+    "reason": 0.20,  # right party, names a reason from the classifier
+    "human": 0.05,  # right party, asks for a person
+    "opt_out": 0.04,  # right party, asks not to be called
+    "silent": 0.10,  # presses nothing
+    "hangup_early": 0.09,  # hangs up within seconds
+    "wrong_party": 0.12,  # "not me"
+}
+DEFAULT_MENU: Mapping[str, str] = {
+    "identity_me": "1",
+    "identity_not_me": "2",
+    "promise": "1",
+    "paid": "2",
+    "reason": "3",
+    "repeat": "0",
+    "human": "9",
+    "opt_out": "7",
+    "date_confirm": "1",
+    "reason_keys": "12345678",
+}
+INVALID_DATES = ("3102", "0013", "9999", "3204")
+
+
+def _pick(rng: random.Random, weights: Mapping[str, float]) -> str:
+    names = list(weights)
+    return rng.choices(names, weights=[weights[n] for n in names], k=1)[0]
+
+
+def _ddmm(day: dt.date) -> str:
+    return f"{day.day:02d}{day.month:02d}"
+
+
+def _press(rng: random.Random, digits: str) -> KeyPress:
+    return KeyPress(digits, delay=round(rng.uniform(0.6, 2.5), 2))
+
+
+def persona_callee(
+    persona: str, rng: random.Random, menu: Mapping[str, str], today: dt.date
+) -> Callee:
+    """An answering callee acting out `persona`."""
+    m = {**DEFAULT_MENU, **menu}
+    ring = round(rng.uniform(2.0, 15.0), 1)
+    me = _press(rng, m["identity_me"])
+    if persona == "promise":
+        keys = [me]
+        if rng.random() < 0.15:
+            keys.append(_press(rng, m["repeat"]))  # hears the message again first
+        keys.append(_press(rng, m["promise"]))
+        if rng.random() < 0.3:
+            keys.append(_press(rng, rng.choice(INVALID_DATES)))
+        keys.append(_press(rng, _ddmm(today + dt.timedelta(days=rng.randint(0, 10)))))
+        keys.append(_press(rng, m["date_confirm"]))
+        return Callee("answer", ring, keys=keys)
+    if persona == "paid":
+        return Callee("answer", ring, keys=[me, _press(rng, m["paid"])])
+    if persona == "reason":
+        return Callee(
+            "answer",
+            ring,
+            keys=[me, _press(rng, m["reason"]), _press(rng, rng.choice(m["reason_keys"]))],
+        )
+    if persona == "human":
+        return Callee("answer", ring, keys=[me, _press(rng, m["human"])])
+    if persona == "opt_out":
+        return Callee("answer", ring, keys=[me, _press(rng, m["opt_out"])])
+    if persona == "silent":
+        return Callee("answer", ring)
+    if persona == "hangup_early":
+        return Callee("answer", ring, hangup_after=round(rng.uniform(2.0, 12.0), 1))
+    if persona == "wrong_party":
+        return Callee("answer", ring, keys=[_press(rng, m["identity_not_me"])])
+    raise ValueError(f"unknown persona {persona!r}")
+
+
+def random_population_with_personas(
+    numbers: Iterable[str],
+    rng: random.Random,
+    rates: Mapping[str, float] | None = None,
+    *,
+    menu: Mapping[str, str] | None = None,
+    personas: Mapping[str, float] | None = None,
+    today: dt.date | None = None,
+) -> dict[str, tuple[str, Callee]]:
+    """number → (persona or outcome name, Callee). Deterministic for a seeded `rng`."""
+    rates = rates if rates is not None else DEFAULT_RATES
+    personas = personas if personas is not None else DEFAULT_PERSONAS
+    if not rates or any(w < 0 for w in rates.values()) or sum(rates.values()) <= 0:
+        raise ValueError("rates must be non-negative weights with a positive sum")
+    today = today if today is not None else dt.date.today()
+    out: dict[str, tuple[str, Callee]] = {}
+    for number in numbers:
+        outcome = _pick(rng, rates)
+        if outcome == "answer":
+            persona = _pick(rng, personas)
+            out[number] = (persona, persona_callee(persona, rng, menu or {}, today))
+        elif outcome == "machine":
+            out[number] = (
+                "machine",
+                Callee(
+                    "machine",
+                    round(rng.uniform(2.0, 10.0), 1),
+                    hangup_after=round(rng.uniform(15.0, 40.0), 1),
+                ),
+            )
+        elif outcome == "busy":
+            out[number] = ("busy", Callee("busy", round(rng.uniform(0.5, 4.0), 1)))
+        elif outcome == "no_answer":
+            out[number] = ("no_answer", Callee("no_answer"))
+        else:
+            out[number] = (outcome, Callee(outcome, round(rng.uniform(0.2, 2.0), 1)))
+    return out
+
+
+def random_population(
+    numbers: Iterable[str],
+    rng: random.Random,
+    rates: Mapping[str, float] | None = None,
+    *,
+    menu: Mapping[str, str] | None = None,
+    personas: Mapping[str, float] | None = None,
+    today: dt.date | None = None,
+) -> dict[str, Callee]:
+    """number → Callee with the default (or given) mix; see random_population_with_personas."""
+    full = random_population_with_personas(
+        numbers, rng, rates, menu=menu, personas=personas, today=today
+    )
+    return {n: callee for n, (_, callee) in full.items()}
