@@ -79,7 +79,7 @@ class AmiClickToCall:
                 attempt.ended_at = now
 
     async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int) -> str:
-        from ivr.ami.client import AMIError
+        from ivr.ami.client import AMIError, OriginateUnknown
         from ivr.ami.types import OriginateRequest
 
         if self._ami is None:
@@ -95,6 +95,12 @@ class AmiClickToCall:
         await asyncio.to_thread(self._record, action_id, subscriber_phone, task_id, account_id)
         try:
             await self._ami.originate(request)
+        except OriginateUnknown as exc:
+            # the request reached Asterisk but its reply was lost: the phone may ring; do not
+            # let the operator click again blindly
+            await asyncio.to_thread(self._mark, action_id, AttemptState.UNKNOWN.value)
+            raise ClickToCallError("the connection to Asterisk dropped while calling: your phone may still "
+                                   "ring; wait a minute before trying again") from exc
         except AMIError as exc:
             log.warning("click-to-call for task %s failed: %s", task_id, exc)
             await asyncio.to_thread(self._mark, action_id, AttemptState.DONE.value, "failed")

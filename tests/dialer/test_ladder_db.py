@@ -1,0 +1,108 @@
+"""The ladder tick against the database (SQLite and PostgreSQL): idempotent side effects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from ivr.db.models import Account, BlockListEntry, CallbackTask, DebtCase, Promise
+from ivr.dialer.ladder import CaseView, advance_cases, apply_decision, decide
+from ivr.dialer.policy import load_rules
+from ivr.wiring import Database
+from tests.dialer.conftest import add_case
+
+UTC = dt.UTC
+
+
+def moscow_noon(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(9), tzinfo=UTC)  # 12:00 in Moscow
+
+
+def test_ladder_tick_end_to_end(any_db: Database) -> None:
+    opened = dt.date(2026, 3, 1)
+    block = dt.date(2026, 3, 20)
+    with any_db.sessions.begin() as s:
+        fresh = add_case(s, stage_code=None, opened_on=opened, block_date=block).id
+        exhausted = add_case(s, stage_code="reminder", attempts_in_stage=3, opened_on=opened, block_date=block).id
+        blocking = add_case(s, stage_code="final_warning", opened_on=opened, block_date=block).id
+        old = add_case(s, stage_code="firm", opened_on=opened - dt.timedelta(days=95), block_date=block).id
+        promised = add_case(s, state="promised", stage_code="reminder", opened_on=opened, block_date=block)
+        s.add(Promise(debt_case_id=promised.id, promised_date=dt.date(2026, 3, 3)))
+        promised_id = promised.id
+        paid = add_case(s, stage_code="reminder", owed="0", opened_on=opened, block_date=block).id
+        far_east = add_case(s, tz="Asia/Vladivostok", stage_code=None, opened_on=dt.date(2026, 3, 3)).id
+
+    # 4 March 2026: reminder for the fresh case; the exhausted one waits for firm (8 March)
+    with any_db.sessions.begin() as s:
+        report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)))
+    assert report.changed >= 5
+    with any_db.sessions() as s:
+        cases = {c.id: c for c in s.scalars(select(DebtCase))}
+        assert cases[fresh].stage_code == "reminder" and cases[fresh].stage_entered_at is not None
+        assert cases[exhausted].next_attempt_at == dt.datetime(2026, 3, 7, 21, 0)  # 8 March 00:00 MSK
+        assert cases[old].state == "retention"
+        assert cases[promised_id].state == "active" and cases[promised_id].promise_broken
+        assert s.scalar(select(Promise.status)) == "broken"
+        assert cases[paid].state == "paid" and cases[paid].closed_at is not None
+        # 4 March 12:00 MSK is 19:00 in Vladivostok, still 4 March: day 1 starts the reminder
+        assert cases[far_east].stage_code == "reminder"
+        assert s.scalar(select(func.count()).select_from(CallbackTask).where(CallbackTask.queue == "retention")) == 1
+
+    # 20 March: the block date. The case entering "blocked" goes on the block list once.
+    for _ in range(2):
+        with any_db.sessions.begin() as s:
+            advance_cases(s, load_rules(s), moscow_noon(block))
+    with any_db.sessions() as s:
+        assert s.get(DebtCase, blocking).stage_code == "blocked"  # type: ignore[union-attr]
+        entries = s.scalars(select(BlockListEntry)).all()
+        assert {e.debt_case_id for e in entries} >= {blocking}
+        assert len(entries) == len({e.account_id for e in entries})
+        account = s.get(Account, s.get(DebtCase, blocking).account_id)  # type: ignore[union-attr]
+        assert account is not None and account.blocked_at is not None
+        assert s.scalar(select(func.count()).select_from(CallbackTask).where(CallbackTask.queue == "retention")) == 1
+
+
+def test_blocked_stage_exhausted_hands_over_to_retention_once(any_db: Database) -> None:
+    with any_db.sessions.begin() as s:
+        case_id = add_case(s, stage_code="blocked", attempts_in_stage=3, opened_on=dt.date(2026, 3, 1),
+                           block_date=dt.date(2026, 3, 20)).id
+    for _ in range(2):
+        with any_db.sessions.begin() as s:
+            advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 25)))
+    with any_db.sessions() as s:
+        assert s.get(DebtCase, case_id).state == "retention"  # type: ignore[union-attr]
+        assert s.scalar(select(func.count()).select_from(CallbackTask).where(CallbackTask.debt_case_id == case_id)) == 1
+
+
+def test_apply_decision_is_compare_and_set(any_db: Database) -> None:
+    with any_db.sessions.begin() as s:
+        case = add_case(s, stage_code="reminder", opened_on=dt.date(2026, 3, 1))
+        case_id, account_id = case.id, case.account_id
+        stale = CaseView(state="active", opened_on=case.opened_on, amount_owed=Decimal("1500"),
+                         block_date=dt.date(2026, 3, 20), stage_code="reminder", attempts_in_stage=0)
+    with any_db.sessions.begin() as s:
+        rules = load_rules(s)
+    from zoneinfo import ZoneInfo
+
+    decision = decide(stale, rules, dt.date(2026, 3, 9), ZoneInfo("Europe/Moscow"))
+    assert decision.stage_code == "firm"
+    with any_db.sessions.begin() as s:  # a call result arrived meanwhile
+        s.get(DebtCase, case_id).attempts_in_stage = 1  # type: ignore[union-attr]
+    with any_db.sessions.begin() as s:
+        assert not apply_decision(s, case_id, account_id, stale, decision, moscow_noon(dt.date(2026, 3, 9)))
+    with any_db.sessions.begin() as s:
+        report = advance_cases(s, rules, moscow_noon(dt.date(2026, 3, 9)))
+        assert report.changed == 1
+    with any_db.sessions() as s:
+        assert s.get(DebtCase, case_id).stage_code == "firm"  # type: ignore[union-attr]
+
+
+def test_quiet_cases_are_not_even_examined(db: Database) -> None:
+    with db.sessions.begin() as s:
+        for _ in range(5):
+            add_case(s, stage_code="reminder", opened_on=dt.date(2026, 3, 1))
+    with db.sessions.begin() as s:
+        report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)))
+    assert report.examined == 0
