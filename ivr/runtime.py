@@ -1,0 +1,207 @@
+"""Wires the parts into one running product: FastAGI server, AMI clients, dialer, scheduler and
+web UI. `ivr run` starts all of them against real Asterisk servers (or the simulator when none is
+configured); `ivr demo` uses the same assembly with the simulator and a fast clock.
+
+Only CLI entry points call this module; the parts themselves get their collaborators passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.agi.server import FastAGIServer
+from ivr.ami.client import AMIClient
+from ivr.call.audio_source import CallAudioSource
+from ivr.call.recorder import CallRecorder
+from ivr.call.routes import build_call_parts, build_routes
+from ivr.clock import Clock
+from ivr.config import AsteriskServer, Settings
+from ivr.db.models import CallAttempt
+from ivr.dialer.engine import Dialer
+from ivr.dialer.policy import Rules, load_rules
+from ivr.dialer.scheduler import build_scheduler
+from ivr.wiring import Database
+
+log = logging.getLogger(__name__)
+
+SIM_USER = "ivr"
+SIM_SECRET = "sim-secret"  # the simulator only listens on loopback; not a real credential
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    recorder: CallRecorder
+    audio: CallAudioSource
+    agi: FastAGIServer | None = None
+    ami: dict[str, AMIClient] = field(default_factory=dict)
+    dialer: Dialer | None = None
+    scheduler: Any = None
+    web_task: asyncio.Task[None] | None = None
+    web_server: Any = None
+    sim: Any = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def default_dialer_id(settings: Settings) -> str:
+    return settings.dialer_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def simulator_server(port: int, lines: int) -> AsteriskServer:
+    return AsteriskServer(name="sim", ami_host="127.0.0.1", ami_port=port, ami_user=SIM_USER,
+                          ami_secret=SIM_SECRET, channel_limit=lines, channel_template="PJSIP/{number}@debt-trunk")
+
+
+def rules_loader_for(settings: Settings) -> Any:
+    def load(session: Any) -> Rules:
+        return load_rules(session, settings.default_timezone)
+
+    return load
+
+
+async def start_services(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    *,
+    servers: tuple[AsteriskServer, ...],
+    with_agi: bool = True,
+    with_dialer: bool = True,
+    with_web: bool = True,
+    run_dialer_loop: bool = True,
+    ladder_seconds: float = 60.0,
+) -> Services:
+    recorder, audio = build_call_parts(settings, db, clock)
+    services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio)
+
+    if with_agi:
+        routes = build_routes(settings, db, clock=clock, audio=audio, recorder=recorder)
+        services.agi = FastAGIServer(routes, settings.agi_host, settings.agi_port, settings.agi_allow)
+        await services.agi.start()
+        log.info("FastAGI server on %s:%s (allow %s)", settings.agi_host, services.agi.port, ",".join(settings.agi_allow))
+        if settings.agi_port == 0:  # ephemeral (demo): tell Asterisk where we really are
+            settings = dataclasses.replace(settings, agi_public_url=f"agi://{settings.agi_host}:{services.agi.port}")
+            services.settings = settings
+
+    for server in servers:
+        client = AMIClient(server.ami_host, server.ami_port, server.ami_user, server.ami_secret, name=server.name,
+                           ping_interval=settings.ami_ping_interval, ping_timeout=settings.ami_ping_timeout)
+        services.ami[server.name] = client
+
+    if with_dialer:
+        dialer = Dialer(
+            sessions=db.sessions, rules_loader=rules_loader_for(settings), clock=clock, settings=settings,
+            originators=services.ami, dialer_id=default_dialer_id(settings),
+            prepare_audio=lambda _session, attempt: audio.prepare_attempt(attempt.id),
+            servers=servers, find_calls=lambda: live_calls(services.ami),
+        )
+        services.dialer = dialer
+        for name, client in services.ami.items():
+            client.on_originate_result = dialer.handle_originate_result
+            client.on_call_ended = dialer.handle_call_ended
+            client.on_connection_change = _reconcile_on_reconnect(services, name)
+            client.on_lost_originates = _log_lost(name)
+
+    for client in services.ami.values():
+        await client.start()
+
+    if with_dialer and services.dialer is not None:
+        from ivr.web.tasks import release_idle_claims
+
+        sched = build_scheduler(sessions=db.sessions, rules_loader=rules_loader_for(settings), clock=clock,
+                                dialer=services.dialer if run_dialer_loop else None, ladder_seconds=ladder_seconds)
+
+        def release_idle() -> None:
+            with db.sessions.begin() as session:
+                release_idle_claims(session, clock.now(), settings.claim_idle_minutes)
+
+        sched.add_job(release_idle, "interval", seconds=60, id="web-release-idle-claims", coalesce=True, max_instances=1)
+        sched.start()
+        services.scheduler = sched
+
+    if with_web:
+        import uvicorn
+
+        from ivr.commands.web_cmd import uvicorn_config
+        from ivr.web.app import create_app
+        from ivr.web.deps import AmiClickToCall
+
+        first = next(iter(services.ami.values()), None)
+        click = AmiClickToCall(first, settings, sessions=db.sessions, clock=clock) if first else None
+        app = create_app(settings=settings, sessions=db.sessions, clock=clock, click_to_call=click,
+                         audio_cache=audio._preparer.cache, prompt_store=audio._preparer.store)
+        config = uvicorn_config(app, settings)
+        web_server = uvicorn.Server(config)
+        services.web_server = web_server
+        services.web_task = asyncio.create_task(web_server.serve())
+        log.info("web UI on http://%s:%s/", settings.web_host, settings.web_port)
+    return services
+
+
+async def live_calls(clients: Mapping[str, AMIClient]) -> dict[str, Collection[str]]:
+    """IVR_CALL_IDs of the live channels per connected server (servers we cannot ask are left
+    out, so reconciliation leaves their attempts alone)."""
+    live: dict[str, Collection[str]] = {}
+    for name, client in clients.items():
+        if not client.connected:
+            continue
+        try:
+            live[name] = {c.call_id for c in await client.find_calls() if c.call_id}
+        except Exception:  # noqa: BLE001 - an unanswered listing must not be read as "no calls"
+            log.exception("listing calls on %s failed", name)
+    return live
+
+
+def _reconcile_on_reconnect(services: Services, name: str) -> Any:
+    def changed(connected: bool) -> None:
+        log.info("AMI %s %s", name, "connected" if connected else "disconnected")
+        if connected and services.dialer is not None:
+            services.spawn(services.dialer.reconcile())
+
+    return changed
+
+
+def _log_lost(name: str) -> Any:
+    def lost(action_ids: list[str]) -> None:
+        log.warning("AMI %s: %d originate(s) with no reply before the disconnect; reconciling, not resending",
+                    name, len(action_ids))
+
+    return lost
+
+
+async def stop_services(services: Services, *, grace: float = 10.0) -> None:
+    if services.scheduler is not None:
+        services.scheduler.shutdown(wait=False)
+    if services.web_server is not None:
+        services.web_server.should_exit = True
+        if services.web_task is not None:
+            await asyncio.wait([services.web_task], timeout=5)
+    if services.agi is not None:
+        await services.agi.stop(grace=grace)
+    for client in services.ami.values():
+        await client.stop()
+    for task in list(services._tasks):
+        task.cancel()
+
+
+def in_flight(db: Database) -> int:
+    from sqlalchemy import func, select
+
+    from ivr.dialer.selector import IN_FLIGHT
+
+    with db.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state.in_(IN_FLIGHT))) or 0)
