@@ -225,7 +225,7 @@ async def test_an_originate_whose_reply_was_lost_keeps_the_person_locked_until_r
     async def lost(request: OriginateRequest) -> None:
         originators["ast1"].requests.append(request)
         live["ast1"].add(request.action_id)  # Asterisk did queue it: the phone is ringing
-        raise OriginateUnknown("Originate", request.action_id)
+        raise OriginateUnknown(request.action_id, "connection lost before the reply")
 
     originators["ast1"].originate = lost  # type: ignore[method-assign]
     assert await dialer.run_once() == 1
