@@ -65,11 +65,10 @@ async def _main(settings, args: argparse.Namespace) -> int:  # type: ignore[no-u
     dialer_task = None
     if services.dialer is not None:
         dialer_task = asyncio.create_task(services.dialer.run(stop))
-    print("ivr run: FastAGI on %s:%s, web UI %s, dialer %s, %s. Ctrl-C stops (calls in progress finish)." % (
-        settings.agi_host, services.agi.port if services.agi else "-",
-        "off" if args.no_web else f"http://{settings.web_host}:{settings.web_port}/",
-        "off" if args.no_dialer else "on",
-        "simulator" if sim else ", ".join(s.name for s in servers)), flush=True)
+    web = "off" if args.no_web else f"http://{settings.web_host}:{settings.web_port}/"
+    target = "simulator" if sim else ", ".join(s.name for s in servers)
+    print(f"ivr run: FastAGI on {settings.agi_host}:{services.agi.port if services.agi else '-'}, web UI {web}, "
+          f"dialer {'off' if args.no_dialer else 'on'}, {target}. Ctrl-C stops (calls in progress finish).", flush=True)
     try:
         await stop.wait()
     finally:

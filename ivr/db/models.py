@@ -7,8 +7,8 @@ times are computed from the account's time zone where a rule needs them.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -32,11 +32,6 @@ from ivr.db.base import Base
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-class StrEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return self.value
 
 
 class CaseState(StrEnum):
