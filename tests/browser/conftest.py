@@ -25,7 +25,13 @@ from sqlalchemy import select
 
 from ivr.clock import FixedClock
 from ivr.config import Settings
-from ivr.db.models import Account, AttemptState, CallAttempt, DebtCase, PhoneNumber, User
+from ivr.db.models import (
+    Account,
+    CallbackTask,
+    DebtCase,
+    PhoneNumber,
+    User,
+)
 from ivr.web.auth import LoginLimiter, hash_password
 from ivr.wiring import Database
 
@@ -124,41 +130,31 @@ def make_debtor(db: Database, external_id: str = "A-2001", *, holder: str = "Ð¡Ð
 
 
 @pytest.fixture
-def raised_callback(db: Database) -> int:
-    """A callback task raised by a robot call, written through the call script's own recorder
-    (ivr.call.recorder.CallRecorder -> ivr.call.tasks.raise_callback): the subscriber confirmed
-    identity (1), chose "tell us why" (3) and named an actionable reason (4, service quality).
-    One fixture, so that the lead can swap it for a real simulated call."""
-    from ivr.call.recorder import CallRecorder
+def raised_callback(db: Database, tmp_path_factory: pytest.TempPathFactory) -> int:
+    """A callback task raised by a real simulated call: the simulated Asterisk places the call,
+    connects to the FastAGI server, and the subscriber confirms identity (1), stays silent at the
+    menu once, then chooses "tell us why" (3) and names an actionable reason (4, service quality).
+    The call script stores every step and raises the task on the reason's route."""
+    from ivr.sim import Callee, KeyPress
+    from tests.call.rig import CallRig, rig_settings
 
     account_id, case_id = make_debtor(db)
-    with db.sessions.begin() as s:
-        phone = s.scalars(select(PhoneNumber).where(PhoneNumber.account_id == account_id)).one()
-        s.add(CallAttempt(debt_case_id=case_id, account_id=account_id, phone_number_id=phone.id, phone=phone.number,
-                          stage_code="reminder", language="ru", purpose="robot", action_id="robot-call-1",
-                          state=AttemptState.ANSWERED.value, created_at=dt.datetime(2025, 11, 19, 7, 30),
-                          answered_at=dt.datetime(2025, 11, 19, 7, 30, 5), duration_s=Decimal("52")))
-    recorder = CallRecorder(db.sessions, FixedClock(NOW - dt.timedelta(hours=2, minutes=30)))
+    with db.sessions() as s:
+        phone_id = s.scalars(select(PhoneNumber.id).where(PhoneNumber.account_id == account_id)).one()
+    settings = rig_settings(tmp_path_factory.mktemp("browser-audio"), str(db.engine.url))
 
     async def call() -> int:
-        info = await recorder.load("robot-call-1")
-        assert info is not None
-        await recorder.answered(info, "HUMAN")
-        await recorder.step(info, "greet")
-        await recorder.step(info, "identity", "1", "ok")
-        await recorder.identity(info, True)
-        await recorder.step(info, "debt_message")
-        await recorder.step(info, "menu", "", "no_input", detail="try 1")
-        await recorder.step(info, "menu", "3", "ok")
-        await recorder.step(info, "reason", "4", "ok")
-        task_id = await recorder.reason(info, "service_quality")
-        await recorder.finish(info, "reason")
-        assert task_id is not None
-        return task_id
+        async with CallRig(db, settings, now=NOW - dt.timedelta(hours=2, minutes=30)) as rig:
+            # the menu is two input opportunities (the prompt, then the wait for a key): two
+            # silences make one "no input" try
+            subscriber = Callee(answer_after=1.0, keys=[KeyPress(k) for k in ("1", "", "", "3", "4")])
+            await rig.call(subscriber, account=(account_id, case_id, phone_id))
+        with db.sessions() as s:
+            return s.scalars(select(CallbackTask.id).where(CallbackTask.account_id == account_id)).one()
 
-    # Playwright's sync API keeps an event loop on this thread: run the recorder on its own
+    # Playwright's sync API keeps an event loop on this thread: run the call on its own
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, call()).result(timeout=60)
+        return pool.submit(asyncio.run, call()).result(timeout=120)
 
 
 def screenshot(page: Any, name: str) -> None:

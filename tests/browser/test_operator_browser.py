@@ -41,7 +41,7 @@ def test_operator_takes_callback_and_records_promise(chromium: Any, live_server:
             assert expected in text, expected
         assert "+79165550011" not in page.content()
         keys = page.locator("table.steps td.keys").all_inner_texts()
-        assert keys == ["—", "1", "—", "—", "3", "4"]
+        assert keys == ["—", "1", "—", "—", "3", "4", "—"]  # greet, identity, message, silent menu, menu, reason, close
         assert page.locator("#local-time").inner_text() == "13:00"
         # the promise date field appears only for "promise"
         date_label = page.locator("label[data-for-kind=promise]")

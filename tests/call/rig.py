@@ -42,10 +42,10 @@ def rig_settings(audio_dir: Path, db_url: str) -> Settings:
 
 
 class CallRig:
-    def __init__(self, db: Database, settings: Settings, *, speed: float = 60.0) -> None:
+    def __init__(self, db: Database, settings: Settings, *, speed: float = 60.0, now: dt.datetime = NOW) -> None:
         self.db = db
         self.settings = settings
-        self.clock = FixedClock(NOW)
+        self.clock = FixedClock(now)
         self.speed = speed
         self.callees: dict[str, Callee] = {}
         self.ended: dict[str, CallEnded] = {}
