@@ -1,0 +1,430 @@
+"""Turning one CSV record into a validated account or payment row, or the reasons it is bad.
+
+Pure functions of the text (no database): every check the importer applies to a single row
+lives here, with the message an admin reads ("bad phone '12345' (too short)").
+
+Decisions (documented for admins in `ivr import --help`):
+- An account with several phones where some are bad keeps the good ones; each bad one is
+  reported as a warning for that line (the row still counts as stored). An account with no
+  usable phone is rejected.
+- Empty currency / language take the defaults from Settings; empty time zone stays empty (the
+  dialer derives it from the phone number); empty dates are allowed.
+- Unknown currency, language or time zone reject the row: the robot could not speak the amount
+  or would call at the wrong hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from sys import intern
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from ivr.billing.columns import Resolved
+from ivr.billing.csvread import ValueProblem, parse_amount, parse_date
+from ivr.phone import PhoneError, normalize_with_country
+
+__all__ = [
+    "AccountParser",
+    "AccountRow",
+    "PaymentParser",
+    "PaymentRow",
+    "RowError",
+    "normalize_currency",
+    "normalize_language",
+    "normalize_timezone",
+    "parse_phones",
+]
+
+LANGUAGES = ("ru", "uk", "en")
+_LANGUAGE_ALIASES = {
+    "ru": "ru", "rus": "ru", "рус": "ru", "русский": "ru", "russian": "ru", "ру": "ru",
+    "uk": "uk", "ua": "uk", "ukr": "uk", "укр": "uk", "украинский": "uk", "українська": "uk",
+    "ukrainian": "uk",
+    "en": "en", "eng": "en", "англ": "en", "английский": "en", "english": "en",
+}
+# Currencies the voice can say an amount in (see the prompt grammar); others are rejected.
+CURRENCIES = frozenset({
+    "RUB", "UAH", "KZT", "BYN", "USD", "EUR", "GBP", "CNY", "AMD", "GEL", "AZN", "UZS", "KGS",
+    "TJS", "TMT", "MDL", "PLN", "CZK", "TRY", "CHF",
+})
+_CURRENCY_ALIASES = {
+    "руб": "RUB", "руб.": "RUB", "р": "RUB", "р.": "RUB", "₽": "RUB", "rur": "RUB",
+    "рубль": "RUB", "рублей": "RUB", "рубли": "RUB",
+    "грн": "UAH", "грн.": "UAH", "₴": "UAH", "гривна": "UAH", "гривня": "UAH",
+    "тенге": "KZT", "₸": "KZT", "$": "USD", "€": "EUR", "byr": "BYN",
+}
+# "МСК+4" as Russian billing writes it; offsets from Moscow to a representative zone.
+_MSK_ZONES = {
+    -1: "Europe/Kaliningrad", 0: "Europe/Moscow", 1: "Europe/Samara", 2: "Asia/Yekaterinburg",
+    3: "Asia/Omsk", 4: "Asia/Krasnoyarsk", 5: "Asia/Irkutsk", 6: "Asia/Yakutsk",
+    7: "Asia/Vladivostok", 8: "Asia/Magadan", 9: "Asia/Kamchatka",
+}
+_MSK_RE = re.compile(r"(?:мск|msk)\s*(?:([+-])\s*(\d{1,2}))?")
+_UTC_RE = re.compile(r"(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?00)?")
+_PHONE_PARTS = re.compile(r"[,;]")
+_WS = re.compile(r"\s+")
+
+
+@dataclass
+class RowError:
+    """One problem with one line of an import file."""
+
+    line: int
+    reason: str
+    field: str | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class AccountRow(NamedTuple):
+    line: int
+    external_id: str
+    holder_name: str
+    service_name: str
+    tariff: str
+    balance: Decimal
+    currency: str
+    due_date: dt.date | None
+    block_date: dt.date | None
+    timezone: str | None
+    language: str
+    country: str
+    phones: tuple[str, ...]
+
+
+class PaymentRow(NamedTuple):
+    line: int
+    payment_id: str
+    account: str
+    amount: Decimal
+    paid_on: dt.date
+    currency: str | None
+
+
+def normalize_currency(raw: str, default: str) -> str:
+    text = raw.strip()
+    if not text:
+        return default
+    if text in CURRENCIES:
+        return text
+    code = _CURRENCY_ALIASES.get(text.casefold(), text.upper())
+    if code not in CURRENCIES:
+        raise ValueProblem("unknown currency")
+    return code
+
+
+def normalize_language(raw: str, default: str) -> str:
+    text = raw.strip().casefold()
+    if not text:
+        return default
+    lang = _LANGUAGE_ALIASES.get(text)
+    if lang is None:
+        raise ValueProblem(f"expected one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+_TZ_CACHE: dict[str, str] = {}
+
+
+def normalize_timezone(raw: str) -> str | None:
+    """IANA name ("Asia/Novosibirsk"), "МСК+4", "UTC+7" -> IANA name; '' -> None."""
+    text = raw.strip()
+    if not text:
+        return None
+    cached = _TZ_CACHE.get(text)
+    if cached is not None:
+        return cached
+    key = text.casefold().replace(" ", "")
+    zone: str | None = None
+    m = _MSK_RE.fullmatch(key)
+    if m:
+        offset = int(m.group(2) or 0) * (-1 if m.group(1) == "-" else 1)
+        zone = _MSK_ZONES.get(offset)
+    elif (u := _UTC_RE.fullmatch(key)) and (key.startswith(("utc", "gmt", "+", "-"))):
+        hours = int(u.group(2))
+        if hours <= 14:
+            # POSIX Etc/ zones have the sign reversed: UTC+7 is Etc/GMT-7
+            zone = "Etc/GMT" + ("" if hours == 0 else ("-" if u.group(1) == "+" else "+") + str(hours))
+    elif "/" in text or text.upper() == "UTC":
+        try:
+            ZoneInfo(text)
+            zone = text
+        except (KeyError, ValueError, OSError):
+            zone = None
+    if zone is None:
+        raise ValueProblem("not a zone name such as Europe/Moscow, МСК+4 or UTC+7")
+    _TZ_CACHE[text] = zone
+    return zone
+
+
+def parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
+    """Numbers in priority order as (E.164, country), and the bad ones as (text, reason).
+
+    Numbers are separated by ',' or ';'; blanks separate numbers only when a part is not one
+    number by itself ("89161234567 84951234567" is two, "8 916 123 45 67" is one).
+    """
+    if "," not in text and ";" not in text:
+        try:
+            return [normalize_with_country(text, region)], []  # the common case: one number
+        except PhoneError:
+            pass
+    good: list[tuple[str, str | None]] = []
+    bad: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def add(item: tuple[str, str | None]) -> None:
+        if item[0] not in seen:
+            seen.add(item[0])
+            good.append(item)
+
+    for part in _PHONE_PARTS.split(text) if ("," in text or ";" in text) else (text,):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            add(normalize_with_country(part, region))
+            continue
+        except PhoneError as exc:
+            whole_reason = str(exc)
+        tokens = part.split()
+        if len(tokens) < 2:
+            bad.append((part, whole_reason))
+            continue
+        found, leftover = _split_blanks(tokens, region)
+        for item in found:
+            add(item)
+        if not found:
+            bad.append((part, whole_reason))
+        elif leftover:
+            rest = " ".join(leftover)
+            try:
+                add(normalize_with_country(rest, region))  # a short number at the end
+            except PhoneError as exc:
+                bad.append((rest, str(exc)))
+    return good, bad
+
+
+def _split_blanks(tokens: list[str], region: str) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Blank-separated numbers: each token a number, else greedy groups of >= 10 digits."""
+    try:
+        return [normalize_with_country(t, region) for t in tokens], []
+    except PhoneError:
+        pass
+    found: list[tuple[str, str | None]] = []
+    acc: list[str] = []
+    for token in tokens:
+        acc.append(token)
+        joined = " ".join(acc)
+        if sum(c.isdigit() for c in joined) < 10:
+            continue
+        try:
+            found.append(normalize_with_country(joined, region))
+            acc = []
+        except PhoneError:
+            continue
+    return found, acc
+
+
+def _bad(line: int, field: str, what: str, value: str, why: str) -> RowError:
+    return RowError(line, f"{what} {value!r} ({why})", field, value)
+
+
+class _RowParser:
+    def __init__(self, cols: Resolved) -> None:
+        self.cols = cols
+        self.width = cols.width
+
+    def _width_error(self, line: int, fields: list[str]) -> RowError | None:
+        n = len(fields)
+        if n == self.width:
+            return None
+        if n > self.width and not any(f.strip() for f in fields[self.width:]):
+            del fields[self.width:]  # trailing delimiters some exports add to every row
+            return None
+        return RowError(line, f"wrong column count: expected {self.width}, got {n}")
+
+    def _opt(self, fields: list[str], name: str) -> str:
+        pos = self.cols.index.get(name)
+        return fields[pos].strip() if pos is not None else ""
+
+
+class AccountParser(_RowParser):
+    """Validates account rows of one file (column positions resolved from its header)."""
+
+    def __init__(self, cols: Resolved, *, region: str, default_currency: str, default_language: str) -> None:
+        super().__init__(cols)
+        self.region = region
+        self.default_currency = default_currency
+        self.default_language = default_language
+        ix = cols.index
+        self._id = ix["external_id"]
+        self._holder = ix["holder_name"]
+        self._balance = ix["balance"]
+        self._phones = cols.phones
+        self._single_phone = len(cols.phones) == 1
+        self._cur = ix.get("currency")
+        self._due = ix.get("due_date")
+        self._block = ix.get("block_date")
+        self._tz = ix.get("timezone")
+        self._lang = ix.get("language")
+        self._service = ix.get("service_name")
+        self._tariff = ix.get("tariff")
+
+    def parse(self, line: int, fields: list[str]) -> tuple[AccountRow | None, list[RowError]]:
+        """The row (None when rejected) and its problems (warnings when the row is kept).
+
+        Runs a million times per big import: optional columns are read through positions
+        resolved once, and every check is inline."""
+        if len(fields) != self.width:
+            err = self._width_error(line, fields)
+            if err:
+                return None, [err]
+        external_id = fields[self._id].strip()
+        if not external_id:
+            return None, [RowError(line, "missing id", "external_id", "")]
+        if len(external_id) > 64:
+            return None, [_bad(line, "external_id", "bad id", external_id[:20] + "...", "longer than 64 characters")]
+        holder = fields[self._holder].strip()
+        if not holder:
+            return None, [RowError(line, "missing holder name", "holder_name", "")]
+        if "  " in holder or "\n" in holder or "\t" in holder:
+            holder = _WS.sub(" ", holder)
+        if len(holder) > 200:
+            return None, [_bad(line, "holder_name", "bad holder name", holder[:20] + "...", "longer than 200 characters")]
+        raw = fields[self._balance].strip()
+        if not raw:
+            return None, [RowError(line, "missing amount", "balance", "")]
+        try:
+            balance = parse_amount(raw)
+        except ValueProblem as exc:
+            return None, [_bad(line, "balance", "bad amount", raw, str(exc))]
+
+        pos = self._cur
+        raw = fields[pos].strip() if pos is not None else ""
+        if raw == self.default_currency or not raw:
+            currency = self.default_currency
+        else:
+            try:
+                currency = normalize_currency(raw, self.default_currency)
+            except ValueProblem as exc:
+                return None, [_bad(line, "currency", "bad currency", raw, str(exc))]
+        pos = self._due
+        raw = fields[pos].strip() if pos is not None else ""
+        try:
+            due = parse_date(raw) if raw else None
+        except ValueProblem as exc:
+            return None, [_bad(line, "due_date", "bad date", raw, str(exc))]
+        pos = self._block
+        raw = fields[pos].strip() if pos is not None else ""
+        try:
+            block = parse_date(raw) if raw else None
+        except ValueProblem as exc:
+            return None, [_bad(line, "block_date", "bad date", raw, str(exc))]
+        pos = self._tz
+        raw = fields[pos].strip() if pos is not None else ""
+        try:
+            timezone = normalize_timezone(raw) if raw else None
+        except ValueProblem as exc:
+            return None, [_bad(line, "timezone", "unknown time zone", raw, str(exc))]
+        pos = self._lang
+        raw = fields[pos].strip() if pos is not None else ""
+        try:
+            language = normalize_language(raw, self.default_language) if raw else self.default_language
+        except ValueProblem as exc:
+            return None, [_bad(line, "language", "unknown language", raw, str(exc))]
+        pos = self._service
+        # a handful of services and tariffs repeat on every row: one string object each (less
+        # memory, and the parser process pickles each only once per batch)
+        service = intern(fields[pos].strip()) if pos is not None else ""
+        pos = self._tariff
+        tariff = intern(fields[pos].strip()) if pos is not None else ""
+        if len(service) > 200 or len(tariff) > 100:
+            return None, [RowError(line, "service or tariff name too long (max 200 / 100 characters)", "service_name")]
+
+        errors: list[RowError] = []
+        if self._single_phone:
+            text = fields[self._phones[0]]
+            if not text.strip():
+                return None, [RowError(line, "missing phone", "phones", "")]
+            good, bad = parse_phones(text, self.region)
+        else:
+            good, bad = self._several_phones(fields)
+            if not good and not bad:
+                return None, [RowError(line, "missing phone", "phones", "")]
+        if not good:
+            raw_bad, why = bad[0]
+            return None, [_bad(line, "phones", "bad phone", raw_bad, why)]
+        for raw_bad, why in bad:
+            errors.append(RowError(line, f"bad phone {raw_bad!r} ({why}); the account's other numbers were kept",
+                                   "phones", raw_bad))
+        row = AccountRow(
+            line, external_id, holder, service, tariff, balance, currency, due, block, timezone,
+            language, good[0][1] or self.region,
+            (good[0][0],) if len(good) == 1 else tuple(n for n, _c in good),
+        )
+        return row, errors
+
+    def _several_phones(self, fields: list[str]) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
+        good: list[tuple[str, str | None]] = []
+        bad: list[tuple[str, str]] = []
+        for pos in self._phones:
+            text = fields[pos]
+            if not text.strip():
+                continue
+            g, b = parse_phones(text, self.region)
+            have = {n for n, _c in good}  # the same number in two columns is kept once
+            good.extend(x for x in g if x[0] not in have)
+            bad.extend(b)
+        return good, bad
+
+
+class PaymentParser(_RowParser):
+    def __init__(self, cols: Resolved) -> None:
+        super().__init__(cols)
+        ix = cols.index
+        self._id = ix["payment_id"]
+        self._account = ix["account"]
+        self._amount = ix["amount"]
+        self._date = ix["paid_on"]
+
+    def parse(self, line: int, fields: list[str]) -> tuple[PaymentRow | None, list[RowError]]:
+        err = self._width_error(line, fields)
+        if err:
+            return None, [err]
+        payment_id = fields[self._id].strip()
+        if not payment_id:
+            return None, [RowError(line, "missing payment id", "payment_id", "")]
+        if len(payment_id) > 64:
+            return None, [_bad(line, "payment_id", "bad payment id", payment_id[:20] + "...", "longer than 64 characters")]
+        account = fields[self._account].strip()
+        if not account:
+            return None, [RowError(line, "missing account id", "account", "")]
+        raw_amount = fields[self._amount].strip()
+        if not raw_amount:
+            return None, [RowError(line, "missing amount", "amount", "")]
+        try:
+            amount = parse_amount(raw_amount)
+        except ValueProblem as exc:
+            return None, [_bad(line, "amount", "bad amount", raw_amount, str(exc))]
+        if amount <= 0:
+            return None, [_bad(line, "amount", "bad amount", raw_amount, "a payment must be positive")]
+        raw_date = fields[self._date].strip()
+        if not raw_date:
+            return None, [RowError(line, "missing payment date", "paid_on", "")]
+        try:
+            paid_on = parse_date(raw_date)
+        except ValueProblem as exc:
+            return None, [_bad(line, "paid_on", "bad date", raw_date, str(exc))]
+        assert paid_on is not None
+        raw_cur = self._opt(fields, "currency")
+        try:
+            currency = normalize_currency(raw_cur, "") if raw_cur else None
+        except ValueProblem as exc:
+            return None, [_bad(line, "currency", "bad currency", raw_cur, str(exc))]
+        return PaymentRow(line, payment_id, account, amount, paid_on, currency), []
