@@ -56,8 +56,11 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps its own event loop running on this
+    # thread while it is open, and the asyncio tests collected after tests/browser/ would fail
+    # with "cannot be called from a running event loop".
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
