@@ -3,6 +3,7 @@
 # prints the URL for IVR_TEST_PG_URL. Runs the server as the 'postgres' user when we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin"  # runuser lives there; a minimal CI PATH may lack it
 PORT=${PGPORT:-55432}
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [[ -x "$BIN/initdb" ]] || { echo "start_postgres: PostgreSQL binaries not found (apt-get install postgresql)" >&2; exit 1; }

@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-export IVR_TEST_PG_URL=${IVR_TEST_PG_URL:-$(scripts/start_postgres.sh)}
+# a plain assignment, so that a failed PostgreSQL start stops the run here (set -e)
+if [[ -z "${IVR_TEST_PG_URL:-}" ]]; then
+    IVR_TEST_PG_URL=$(scripts/start_postgres.sh)
+fi
+export IVR_TEST_PG_URL
 export IVR_CHROMIUM=${IVR_CHROMIUM:-/usr/bin/chromium}
 .venv/bin/ruff check ivr tests scripts
 .venv/bin/mypy ivr
