@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import re
 
-# +79161234567, 79161234567, 8 (916) 123-45-67 ... : 10+ digits with optional separators
-_PHONE_RE = re.compile(r"(?<![\w.])(\+?\d[\d\-\s().]{8,}\d)(?![\w.])")
+# +79161234567, 79161234567, 8 (916) 123-45-67 ... : 10+ digits with optional separators, not
+# glued to letters, dots, colons or dashes (ids, amounts, times)
+_PHONE_RE = re.compile(r"(?<![\w.:\-])(\+?\d[\d\-\s().]{8,}\d)(?![\w.:\-])")
+# dates and times are digits with separators too: "2026-11-22 19:41:27", "22.11.2026 19"
+# ... and so are Asterisk unique ids ("1795370953.2": epoch seconds, dot, sequence)
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}|^\d{9,10}\.\d{1,9}$")
 
 
 def mask_phone(number: str) -> str:
@@ -21,7 +25,7 @@ def mask_phone(number: str) -> str:
 def mask_phones_in(text: str) -> str:
     def _sub(m: re.Match[str]) -> str:
         raw = m.group(1)
-        if sum(c.isdigit() for c in raw) < 10:
+        if sum(c.isdigit() for c in raw) < 10 or _DATE_RE.search(raw):
             return raw
         return mask_phone(raw)
 
@@ -45,3 +49,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # every scheduler tick at INFO would drown the call log
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))

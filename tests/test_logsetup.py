@@ -22,3 +22,12 @@ def test_filter_masks_log_record_args(caplog):
         logger.info("dialing %s for %s", "+79161234567", "A-1")
     assert "+7916*****67" in caplog.text
     assert "+79161234567" not in caplog.text
+
+
+def test_dates_times_and_ids_are_not_masked():
+    text = ("2026-11-22 19:41:27,107 job next run at 2026-11-22 19:41:32 UTC; uniqueid 1795370953.2; "
+            "due 22.11.2026 10:00; amount 1 800,50; phone +7 (916) 123-45-67")
+    masked = mask_phones_in(text)
+    assert "2026-11-22 19:41:27,107" in masked and "2026-11-22 19:41:32" in masked
+    assert "1795370953.2" in masked and "22.11.2026 10:00" in masked and "1 800,50" in masked
+    assert "123-45-67" not in masked

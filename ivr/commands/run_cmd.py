@@ -52,8 +52,10 @@ async def _main(settings, args: argparse.Namespace) -> int:  # type: ignore[no-u
         await sim.start()
         servers = (simulator_server(sim.ami_port, args.sim_lines),)
         log.warning("no Asterisk configured (IVR_ASTERISK_SERVERS): dialing the built-in simulator")
+    # the dialer's own loop (below) fills lines on every freed line and every tick; the
+    # scheduler only runs the ladder and the housekeeping jobs
     services = await start_services(settings, db, clock, servers=servers, with_web=not args.no_web,
-                                    with_dialer=not args.no_dialer)
+                                    with_dialer=not args.no_dialer, run_dialer_loop=False)
     services.sim = sim
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
