@@ -261,6 +261,12 @@ class CallRecorder:
         def fn(session: Session) -> None:
             session.add(OptOut(account_id=info.account_id, phone=info.phone, source="keypad",
                                note=f"attempt {info.attempt_id}", created_at=now))
+            if info.case_id is not None:
+                case = session.get(DebtCase, info.case_id)
+                if case is not None:
+                    # off the robot's schedule at once; the debt itself stays open for billing
+                    # and operators
+                    case.next_attempt_at = None
             outcome = session.scalar(select(Outcome).where(Outcome.attempt_id == info.attempt_id))
             if outcome is not None:
                 outcome.kind = "opt_out"

@@ -147,10 +147,13 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
                 nxt = await asyncio.to_thread(_next_due, db)
                 if nxt is None or nxt >= end:
                     break
-                if nxt > clock.now():
-                    clock.jump(nxt - clock.now() + dt.timedelta(seconds=1))
-                    await asyncio.to_thread(ladder_tick, db.sessions, loader, clock)
-                    last_ladder = clock.now()
+                # Nothing in flight and nothing sent: skip ahead to the next case that falls due
+                # (at least a few minutes, so that a case due but not callable for another
+                # reason cannot make this loop spin).
+                clock.jump(max(nxt - clock.now(), dt.timedelta(minutes=5)) + dt.timedelta(seconds=1))
+                await asyncio.to_thread(ladder_tick, db.sessions, loader, clock)
+                last_ladder = clock.now()
+                await asyncio.sleep(0)
                 continue
             await asyncio.sleep(0.05)
         # let the last calls finish
@@ -180,10 +183,15 @@ def _park_others(db: Any, keep: set[int]) -> None:
 def _next_due(db: Any) -> dt.datetime | None:
     from sqlalchemy import func, select
 
-    from ivr.db.models import CaseState, DebtCase
+    from ivr.db.models import CaseState, DebtCase, OptOut
 
     with db.sessions() as session:
-        value = session.scalar(select(func.min(DebtCase.next_attempt_at)).where(DebtCase.state == CaseState.ACTIVE.value))
+        value = session.scalar(
+            select(func.min(DebtCase.next_attempt_at)).where(
+                DebtCase.state == CaseState.ACTIVE.value,
+                DebtCase.account_id.not_in(select(OptOut.account_id).where(OptOut.account_id.is_not(None))),
+            )
+        )
     return value.replace(tzinfo=dt.UTC) if value is not None else None
 
 

@@ -204,7 +204,7 @@ def select_candidates(
         if phone is None:
             stats.no_phone += 1
             stats.not_callable_case_ids.append(row.id)
-            log.warning("case %s has no usable phone number: not callable", row.id)
+            log.info("case %s has no usable phone number: not callable", row.id)  # warned once when the last number failed
             bump(row.id, now + NOT_CALLABLE_RECHECK)
             continue
         tz = resolve_timezone(row.timezone, phone.number, rules.default_timezone)

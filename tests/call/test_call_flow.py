@@ -164,6 +164,7 @@ async def test_opt_out_recorded_at_once(rig: CallRig):
     opt = s.scalar(select(OptOut))
     assert opt.account_id == attempt.account_id and opt.phone == attempt.phone and opt.source == "keypad"
     assert outcome.kind == "opt_out" and outcome.opted_out
+    assert case.next_attempt_at is None and case.state == "active"  # off the schedule, debt still open
 
 
 async def test_human_request_raises_task(rig: CallRig):
