@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import fcntl
 import logging
 import random
 import shutil
@@ -88,6 +89,14 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     work = Path(args.dir)
+    # a second demo on the same directory would delete the database under the first one
+    work.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(work.parent / f".{work.name}.lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"demo: another demo is running in {work}; wait for it or use --dir")
+        return 1
     if work.exists() and not args.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
