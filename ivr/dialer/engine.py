@@ -1,7 +1,8 @@
 """The dialer loop: fill free lines with due candidates, one Originate at a time.
 
 One fill pass (`run_once`):
-  1. reload the rules; count lines in flight per server (all dialers, from the database);
+  1. reload the rules (at most once per tick) and count lines in flight per server (all
+     dialers), in one trip to the database;
   2. select up to as many candidates as there are free lines on connected servers;
   3. for each: reserve a line, claim the person (commit), prepare the prompt audio, wait for
      the calls-per-second token, stamp originated_at (commit), send the Originate.
@@ -118,6 +119,7 @@ class Dialer:
         self._loop_running = False
         self._kick_task: asyncio.Task[int] | None = None
         self._rules: Rules | None = None
+        self._rules_at: dt.datetime | None = None  # clock time of the last load by a pass
         self.last_stats = SelectionStats()
         self.sent = 0
 
@@ -138,6 +140,21 @@ class Dialer:
 
     def connected_servers(self) -> list[str]:
         return [name for name, o in self.originators.items() if o.connected]
+
+    def _rules_stale(self, now: dt.datetime) -> bool:
+        """A pass reloads the rules at most once per tick (of the clock): the passes that refill
+        freed lines, one or more per call under load, reuse them, and an admin's edit still
+        takes effect within one tick."""
+        if self._rules is None or self._rules_at is None:
+            return True
+        age = (now - self._rules_at).total_seconds()
+        return age < 0 or age >= self.settings.dialer_tick_seconds
+
+    def _pass_snapshot(self, reload_rules: bool) -> tuple[Rules | None, dict[str | None, int], set[str]]:
+        """What a pass starts from: the rules (None unless reloaded) and the lines in flight."""
+        rules = self._load_rules() if reload_rules else None
+        counts, ours = self._in_flight_snapshot()
+        return rules, counts, ours
 
     def _in_flight_snapshot(self) -> tuple[dict[str | None, int], set[str]]:
         """Lines in flight per server (all dialers) and which of our attempts are still in flight."""
@@ -180,8 +197,13 @@ class Dialer:
         """Fill free lines once; returns how many Originates were sent."""
         async with self._pass_lock:
             self._wake.clear()
-            self._rules = rules = await self._db(self._load_rules)
-            counts, ours = await self._db(self._in_flight_snapshot)
+            now = self.clock.now()
+            loaded, counts, ours = await self._db(self._pass_snapshot, self._rules_stale(now))
+            if loaded is not None:
+                self._rules, self._rules_at = loaded, now
+            rules = loaded or self._rules
+            if rules is None:  # only when never loaded, which _rules_stale rules out
+                raise RuntimeError("dialer rules were never loaded")
             # An attempt finished by another process (its event went elsewhere) frees our line too.
             self.lines.forget_except(ours)
             self.lines.sync(counts)

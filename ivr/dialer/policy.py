@@ -3,7 +3,7 @@
 The ladder, call windows, contact limits and runtime options live in the database (the admin
 edits them). `load_rules` reads them once into plain frozen dataclasses so that every pure
 function of the dialer (windows, limits, ladder, retry) takes a `Rules` and a `now` and does no
-I/O. A snapshot is cheap to build; the engine reloads it every pass, so an admin's edit takes
+I/O. A snapshot is cheap to build; the engine reloads it at most once per tick, so an admin's edit takes
 effect within one tick.
 """
 
