@@ -196,6 +196,11 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", environ: Map
         if key in merged and merged[key] != "":
             values[attr] = parse(key, merged[key])
     values["asterisk_servers"] = _servers(merged)
+    if "prompts_dir" not in values and not Path("prompts").is_dir():
+        # run from elsewhere than the checkout: the templates shipped beside the package
+        values["prompts_dir"] = Path(__file__).resolve().parent.parent / "prompts"
+    if not Path(values.get("prompts_dir", "prompts")).is_dir():
+        raise ConfigError(f"IVR_PROMPTS_DIR: {values.get('prompts_dir', 'prompts')} is not a directory")
     if values.get("log_level", "INFO") not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"IVR_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {values['log_level']!r}")
     if values.get("default_language", "ru") not in {"ru", "uk", "en"}:

@@ -61,3 +61,11 @@ def test_env_file_overridden_by_environment(tmp_path):
     f.write_text("IVR_WEB_PORT=9000\nIVR_COMPANY_NAME=Acme\n", encoding="utf-8")
     s = load_settings(f, environ={"IVR_WEB_PORT": "9100"})
     assert s.web_port == 9100 and s.company_name == "Acme"
+
+
+def test_prompts_dir_found_from_another_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(None, environ={})
+    assert (s.prompts_dir / "ru" / "greeting.j2").is_file()
+    with pytest.raises(ConfigError, match="IVR_PROMPTS_DIR"):
+        load_settings(None, environ={"IVR_PROMPTS_DIR": str(tmp_path / "nope")})
