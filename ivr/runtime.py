@@ -143,7 +143,7 @@ async def start_services(
         first = next(iter(services.ami.values()), None)
         click = AmiClickToCall(first, settings, sessions=db.sessions, clock=clock) if first else None
         app = create_app(settings=settings, sessions=db.sessions, clock=clock, click_to_call=click,
-                         audio_cache=audio._preparer.cache, prompt_store=audio._preparer.store)
+                         audio_cache=audio.preparer.cache, prompt_store=audio.preparer.store)
         config = uvicorn_config(app, settings)
         web_server = uvicorn.Server(config)
         services.web_server = web_server

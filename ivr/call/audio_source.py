@@ -48,6 +48,11 @@ class CallAudioSource:
         # one synthesis at a time: espeak-ng is CPU-bound and the machine has few cores
         self._lock = asyncio.Lock()
 
+    @property
+    def preparer(self) -> AudioPreparer:
+        """The prompt store and audio cache it renders with (the web UI previews with the same)."""
+        return self._preparer
+
     def _prepare_sync(self, session: Session, attempt: CallAttempt) -> PreparedCall:
         account = session.get(Account, attempt.account_id)
         case = session.get(DebtCase, attempt.debt_case_id) if attempt.debt_case_id else None
