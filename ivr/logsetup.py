@@ -51,3 +51,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # every scheduler tick at INFO would drown the call log
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    # "Context impl SQLiteImpl" on every command start says nothing to an admin
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))

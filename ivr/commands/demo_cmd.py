@@ -175,8 +175,9 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
         await sim.stop()
     wall = time.monotonic() - started
     print(_summary(db, sim, wall, clock.now() - start))
-    print(f"database: {work / 'demo.sqlite3'}  (try: ivr report funnel --from {today - dt.timedelta(days=1)} "
-          f"with IVR_DATABASE_URL=sqlite:///{work / 'demo.sqlite3'})")
+    last_day = (clock.now() + dt.timedelta(days=1)).date()
+    print(f"database: {work / 'demo.sqlite3'}  (try: IVR_DATABASE_URL=sqlite:///{work / 'demo.sqlite3'} "
+          f"ivr report funnel --from {today} --to {last_day})")
     return 0
 
 
