@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -80,6 +81,7 @@ from ivr.db.models import (  # noqa: E402
     PhoneNumber,
 )
 from ivr.db.options import set_option  # noqa: E402
+from ivr.db.scratch import scratch_schema
 from ivr.db.seed import seed  # noqa: E402
 from ivr.dialer.policy import load_rules  # noqa: E402
 from ivr.dialer.scheduler import ladder_tick  # noqa: E402
@@ -223,14 +225,9 @@ def selection_bench(engine: Engine, repeat: int, limit: int) -> int:
 
 def part_a(args: argparse.Namespace) -> int:
     tmp: Path | None = None
-    schema = None
-    admin = None
+    scratch = contextlib.ExitStack()
     if args.pg:
-        schema = f"bench_dialer_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.pg)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine = make_engine(args.pg, connect_args={"options": f"-csearch_path={schema}"})
+        engine, schema = scratch.enter_context(scratch_schema(args.pg, "bench_dialer"))
         where = f"PostgreSQL schema {schema}"
     else:
         if args.db:
@@ -257,10 +254,7 @@ def part_a(args: argparse.Namespace) -> int:
         return selection_bench(engine, args.repeat, args.limit)
     finally:
         engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        scratch.close()
         if tmp is not None:
             for p in sorted(tmp.iterdir(), reverse=True):
                 p.unlink()
@@ -457,14 +451,9 @@ async def run_campaign(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parent.parent
     audio_dir = Path(args.audio_dir).resolve()
     tmp: Path | None = None
-    schema = None
-    admin = None
+    scratch = contextlib.ExitStack()
     if args.pg:
-        schema = f"bench_campaign_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.pg)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine = make_engine(args.pg, connect_args={"options": f"-csearch_path={schema}"})
+        engine, schema = scratch.enter_context(scratch_schema(args.pg, "bench_campaign"))
         where = f"PostgreSQL schema {schema}"
         url = args.pg
     else:
@@ -547,10 +536,7 @@ async def run_campaign(args: argparse.Namespace) -> int:
         if sim is not None:
             await sim.stop()
         engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        scratch.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,6 +14,7 @@ same file again, which must change nothing. Prints rows/second for both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import random
@@ -21,18 +22,18 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from ivr.billing.importer import ACCOUNT_BATCH, import_accounts  # noqa: E402
 from ivr.config import Settings  # noqa: E402
 from ivr.db.base import make_engine, make_session_factory  # noqa: E402
 from ivr.db.migrate import upgrade  # noqa: E402
 from ivr.db.models import Account, DebtCase, PhoneNumber  # noqa: E402
+from ivr.db.scratch import scratch_schema
 
 TODAY = dt.date(2026, 11, 16)
 SURNAMES = ("Иванов", "Смирнов", "Кузнецов", "Попов", "Васильев", "Петров", "Соколов", "Михайлов",
@@ -101,13 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     generate(csv_path, args.rows)
     print(f"generated {args.rows:,} rows ({csv_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
 
-    schema = None
+    scratch = contextlib.ExitStack()
     if args.pg:
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = make_engine(args.pg)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine = make_engine(args.pg, connect_args={"options": f"-csearch_path={schema}"})
+        engine, schema = scratch.enter_context(scratch_schema(args.pg, "bench"))
         where = f"PostgreSQL schema {schema}"
     else:
         engine = make_engine(f"sqlite:///{tmp / 'bench.sqlite3'}")
@@ -138,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored: {counts[0]:,} accounts, {counts[1]:,} phones, {counts[2]:,} debt cases")
     finally:
         engine.dispose()
-        if schema:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        scratch.close()
         if not args.keep:
             for p in sorted(tmp.iterdir(), reverse=True):
                 p.unlink()

@@ -8,16 +8,15 @@ skip; on a developer machine without it the PostgreSQL half is skipped with a lo
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.base import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.db.scratch import scratch_schema
 from ivr.db.seed import seed
 from ivr.wiring import Database
 
@@ -47,17 +46,9 @@ def _make_db(kind: str, tmp_path: Path) -> Iterator[Database]:
     if url is None:
         pytest.skip("PostgreSQL not available (set IVR_TEST_PG_URL); CI always runs it")
     # one schema per test keeps tests independent and lets them run in parallel
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    upgrade(engine)
-    yield Database(engine, make_session_factory(engine))
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_schema(url, "t") as (engine, _schema):
+        upgrade(engine)
+        yield Database(engine, make_session_factory(engine))
 
 
 @pytest.fixture
