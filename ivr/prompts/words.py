@@ -14,6 +14,7 @@ the genitive is what follows "до", "не позднее" and what means "on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from types import ModuleType
@@ -169,21 +170,12 @@ def money_words(amount: Decimal, currency: str, language: str) -> str:
 
     Rounded half-up to cents. Zero cents are not said; an amount below one unit says only the
     cents ("одна копейка"); zero is "ноль рублей"."""
-    units, cents = _split_money(amount, currency, language)
-    if language == "en":
-        (one, many), (cent_one, cent_many) = words_en.CURRENCIES[currency]
-        main = f"{words_en.cardinal(units)} {one if units == 1 else many}"
-        small = f"{words_en.cardinal(cents)} {cent_one if cents == 1 else cent_many}"
-        if cents and units:
-            return f"{main} and {small}"
-        return small if cents else main
-    t = _SLAVIC[language]
-    (forms, gender), (cent_forms, cent_gender) = t.CURRENCIES[currency]
-    main = f"{_slavic_cardinal(units, gender, t)} {plural_form(units, forms, language)}"
-    small = f"{_slavic_cardinal(cents, cent_gender, t)} {plural_form(cents, cent_forms, language)}"
-    if cents and units:
-        return f"{main} {small}"
-    return small if cents else main
+    t = _SLAVIC.get(language)
+
+    def say(n: int, gender: str, _units: bool) -> str:
+        return words_en.cardinal(n) if t is None else _slavic_cardinal(n, gender, t)
+
+    return _money_phrase(amount, currency, language, say)
 
 
 def group_digits(n: int, language: str) -> str:
@@ -196,14 +188,29 @@ def group_digits(n: int, language: str) -> str:
 def money_text(amount: Decimal, currency: str, language: str) -> str:
     """The amount in digits with agreed nouns, for display: "1 800 рублей 50 копеек",
     "1 рубль", "2 гривні", "1,800 dollars and 50 cents"."""
+    return _money_phrase(amount, currency, language,
+                         lambda n, _gender, units: group_digits(n, language) if units else str(n))
+
+
+def _money_phrase(amount: Decimal, currency: str, language: str, say: Callable[[int, str, bool], str]) -> str:
+    """Units and cents with their agreed nouns; `say(n, gender, is_units)` says one count (in
+    words for speech, in digits for display). Zero cents are left out; below one unit only the
+    cents are said."""
     units, cents = _split_money(amount, currency, language)
     if language == "en":
         (one, many), (cent_one, cent_many) = words_en.CURRENCIES[currency]
-        main = f"{group_digits(units, language)} {one if units == 1 else many}"
-        small = f"{cents} {cent_one if cents == 1 else cent_many}"
-        if cents and units:
-            return f"{main} and {small}"
-        return small if cents else main
+        main = f"{say(units, 'm', True)} {one if units == 1 else many}"
+        small = f"{say(cents, 'm', False)} {cent_one if cents == 1 else cent_many}"
+        joiner = " and "
+    else:
+        t = _SLAVIC[language]
+        (forms, gender), (cent_forms, cent_gender) = t.CURRENCIES[currency]
+        main = f"{say(units, gender, True)} {plural_form(units, forms, language)}"
+        small = f"{say(cents, cent_gender, False)} {plural_form(cents, cent_forms, language)}"
+        joiner = " "
+    if cents and units:
+        return f"{main}{joiner}{small}"
+    return small if cents else main
     t = _SLAVIC[language]
     (forms, _gender), (cent_forms, _cent_gender) = t.CURRENCIES[currency]
     main = f"{group_digits(units, language)} {plural_form(units, forms, language)}"
