@@ -62,7 +62,7 @@ class Settings:
     caller_id: str = '"Billing" <74950000000>'
     # dialer
     calls_per_second: float = 5.0
-    dialer_tick_seconds: float = 5.0
+    dialer_tick_seconds: float = 2.0  # idle re-check: a case imported by another process is seen within it
     dialer_id: str = ""
     # web
     web_host: str = "127.0.0.1"

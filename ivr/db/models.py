@@ -433,3 +433,21 @@ class ImportRun(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServiceHeartbeat(Base):
+    """What a running `ivr run` / `ivr agi-server` process says about itself every few seconds
+    (AMI connections, FastAGI port, lines, the dialer's state), so that `ivr status` and the web
+    UI, in other processes or on other hosts, can tell what the robot is doing. A row whose
+    `updated_at` is old belongs to a process that is gone."""
+
+    __tablename__ = "service_heartbeats"
+
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)  # host-pid (the dialer id)
+    role: Mapped[str] = mapped_column(String(20))  # run | agi-server | web
+    host: Mapped[str] = mapped_column(String(100))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -122,6 +122,7 @@ class Dialer:
         self._rules_at: dt.datetime | None = None  # clock time of the last load by a pass
         self.last_stats = SelectionStats()
         self.sent = 0
+        self.stopped = False  # set by stop_dialing(): no new Originate from here on
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -193,8 +194,20 @@ class Dialer:
 
     # -- the fill pass -----------------------------------------------------------------------
 
+    def stop_dialing(self) -> None:
+        """No new call from now on (shutdown): events still finish the calls in progress, but a
+        freed line is not refilled."""
+        self.stopped = True
+        self._wake.set()
+
+    def calls_in_progress(self) -> int:
+        """Our attempts still in flight (claimed, ringing or answered) by this process's count."""
+        return sum(self.lines.ours(name) for name in self.servers)
+
     async def run_once(self) -> int:
         """Fill free lines once; returns how many Originates were sent."""
+        if self.stopped:
+            return 0
         async with self._pass_lock:
             self._wake.clear()
             now = self.clock.now()
@@ -215,6 +228,8 @@ class Dialer:
             candidates = await self._db(self._select, rules, self.clock.now(), free * 2)
             sent = 0
             for candidate in candidates:
+                if self.stopped:
+                    break
                 server = self.lines.reserve(self.connected_servers())
                 if server is None:
                     break
