@@ -59,6 +59,20 @@ class Services:
         task.add_done_callback(self._tasks.discard)
 
 
+def embedded_server(uvicorn: Any, config: Any) -> Any:
+    """A uvicorn server that leaves the signals alone: inside `ivr run` the process's own
+    SIGTERM/SIGINT handling stops everything in order (calls finish first); uvicorn would take
+    the signals for itself and leave the rest of the process running."""
+    import contextlib
+
+    class EmbeddedServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    return EmbeddedServer(config)
+
+
 def listen_socket(host: str, port: int, what: str, setting: str) -> socket.socket:
     """A bound, listening TCP socket; a port in use is a StartupError naming the setting (uvicorn
     would log it and exit the whole process from inside its task)."""
@@ -169,7 +183,7 @@ async def start_services(
         app = create_app(settings=settings, sessions=db.sessions, clock=clock, click_to_call=click,
                          audio_cache=audio.preparer.cache, prompt_store=audio.preparer.store)
         config = uvicorn_config(app, settings)
-        web_server = uvicorn.Server(config)
+        web_server = embedded_server(uvicorn, config)
         sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT")
         services.web_server = web_server
         services.web_task = asyncio.create_task(web_server.serve(sockets=[sock]))

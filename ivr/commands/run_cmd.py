@@ -119,6 +119,7 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
     monitor_task = asyncio.create_task(monitor.run(monitor_stop))
     dialer_task = None
     if services.dialer is not None:
+        services.spawn(_warm_up(services.audio))
         dialer_task = asyncio.create_task(services.dialer.run(stop))
     web = "off" if args.no_web else f"http://{settings.web_host}:{settings.web_port}/"
     target = "the built-in simulator" if sim else ", ".join(s.name for s in servers)
@@ -136,6 +137,13 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
             await sim.stop()
     log.info("ivr run stopped")
     return 0
+
+
+async def _warm_up(audio: Any) -> None:
+    try:
+        await asyncio.to_thread(audio.warm_up)
+    except Exception:  # noqa: BLE001 - calls still prepare their own audio
+        log.exception("audio warm-up failed; each call prepares its own phrases")
 
 
 async def _check_asterisk(clients: Any) -> None:

@@ -46,6 +46,10 @@ def _db(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        # getpass would read the password from a pipe, echoed, or fail with a traceback
+        raise ValueError("no terminal to ask for the password on; pipe it in with --password-stdin, "
+                         "e.g.: printf '%s\\n' \"$PASSWORD\" | ivr users add NAME --role admin --password-stdin")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Repeat: ") != first:
         raise ValueError("the passwords differ")
