@@ -254,3 +254,85 @@ def test_secure_cookie_flag(make_app: Any, settings: Any, users: dict[str, int])
     assert "secure" in page.headers["set-cookie"].lower()
     plain = TestClient(make_app(), base_url="http://testserver").get("/login")
     assert "secure" not in plain.headers["set-cookie"].lower()
+
+
+# --- revocable sessions, per-account limiting, trusted proxies ----------------------------------
+
+def test_logout_revokes_a_copied_session_cookie(app: Any, as_op1: Browser) -> None:
+    from starlette.testclient import TestClient
+
+    stolen = TestClient(app, cookies=dict(as_op1.client.cookies))  # e.g. copied off the machine
+    assert stolen.get("/queues", follow_redirects=False).status_code == 200
+    assert as_op1.post("/logout").status_code == 303
+    # the copy is signed and unexpired, yet dead: the server bumped the user's session epoch
+    replay = stolen.get("/queues", follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/login")
+    stolen.close()
+
+
+def test_revoking_sessions_ends_a_live_session(db: Database, as_op1: Browser,
+                                                                        users: dict[str, int]) -> None:
+    with db.sessions.begin() as s:
+        auth.revoke_sessions(s.get_one(User, users["op1"]))
+    assert as_op1.get("/queues", follow_redirects=False).status_code == 303
+
+
+def test_login_limit_per_account_across_addresses(make_app: Any, settings: Any, users: dict[str, int]) -> None:
+    """Guesses spread over many addresses (here: behind a trusted proxy) still lock the account,
+    while the pair limit alone would have allowed 5 per address."""
+    from dataclasses import replace
+
+    from starlette.testclient import TestClient
+
+    app = make_app(settings=replace(settings, web_trusted_proxies=("10.0.0.1",)))
+    limiter: auth.LoginLimiter = app.state.web.limiter
+    for i in range(limiter.max_account_failures):
+        client = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": f"198.51.100.{i}"})
+        assert Browser(client).login("op1", f"guess {i}").status_code == 401
+    fresh = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": "203.0.113.7"})
+    assert Browser(fresh).login("op1").status_code == 429  # the right password, a new address: waits
+    other = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": "203.0.113.7"})
+    assert Browser(other).login("op2").status_code == 303  # other accounts are not affected
+
+
+def test_login_limit_per_address_across_accounts() -> None:
+    limiter = auth.LoginLimiter(max_failures=5, max_address_failures=8)
+    t0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+    for i in range(8):
+        assert limiter.blocked_for(f"user{i}", "1.2.3.4", t0) is None
+        limiter.failed(f"user{i}", "1.2.3.4", t0)
+    assert limiter.blocked_for("someone-else", "1.2.3.4", t0) is not None  # password spraying
+    assert limiter.blocked_for("someone-else", "5.6.7.8", t0) is None
+
+
+def test_success_does_not_reset_the_account_count() -> None:
+    limiter = auth.LoginLimiter(max_failures=5, max_account_failures=3)
+    t0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+    for i in range(3):
+        limiter.failed("op1", f"10.0.0.{i}", t0)
+    limiter.succeeded("op1", "10.9.9.9")
+    assert limiter.blocked_for("op1", "10.9.9.9", t0) is not None
+
+
+@pytest.mark.parametrize(("proxies", "peer", "forwarded", "expected"), [
+    ((), "192.0.2.1", "203.0.113.5", "192.0.2.1"),  # no proxies trusted: the header is ignored
+    (("10.0.0.1",), "192.0.2.1", "203.0.113.5", "192.0.2.1"),  # peer is not the proxy: ignored
+    (("10.0.0.1",), "10.0.0.1", "203.0.113.5", "203.0.113.5"),
+    (("10.0.0.1",), "10.0.0.1", "1.1.1.1, 203.0.113.5", "203.0.113.5"),  # the client forged the left part
+    (("10.0.0.0/24",), "10.0.0.1", "203.0.113.5, 10.0.0.2", "203.0.113.5"),  # two trusted hops
+    (("10.0.0.1",), "10.0.0.1", "", "10.0.0.1"),  # proxy sent no header
+    (("10.0.0.1",), "10.0.0.1", "203.0.113.5, garbage", "10.0.0.1"),  # unreadable: no answer
+    (("::1",), "::1", "2001:db8::7", "2001:db8::7"),
+])
+def test_client_address_behind_trusted_proxies(make_app: Any, settings: Any, proxies: tuple[str, ...], peer: str,
+                                                forwarded: str, expected: str) -> None:
+    from dataclasses import replace
+
+    from starlette.requests import Request
+
+    from ivr.web.common import client_address
+
+    app = make_app(settings=replace(settings, web_trusted_proxies=proxies))
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    request = Request({"type": "http", "app": app, "headers": headers, "client": (peer, 1234), "path": "/"})
+    assert client_address(request) == expected

@@ -24,10 +24,10 @@ def test_users_and_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main([*env, "users", "add", "chief", "--role", "admin", "--password-stdin", "--phone", "PJSIP/100"]) == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
     assert main([*env, "users", "add", "weak", "--role", "operator", "--password-stdin"]) == 1
-    assert "at least 8" in capsys.readouterr().err
+    assert "at least 12" in capsys.readouterr().err
     assert main([*env, "users", "list"]) == 0
     assert "chief" in capsys.readouterr().out
-    assert main([*env, "tokens", "add", "billing"]) == 0
+    assert main([*env, "tokens", "add", "billing", "--scopes", "export"]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("ivr_")
     assert main([*env, "tokens", "revoke", "billing"]) == 0
