@@ -30,6 +30,14 @@ def test_users_and_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main([*env, "tokens", "add", "billing", "--scopes", "export"]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("ivr_")
+    assert main([*env, "tokens", "add", "pusher", "--scopes", "import,delete"]) == 1
+    assert "scopes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a token's powers are always chosen, never implied
+        main([*env, "tokens", "add", "vague"])
+    capsys.readouterr()
+    assert main([*env, "tokens", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "billing" in listing and "export" in listing and "pusher" not in listing
     assert main([*env, "tokens", "revoke", "billing"]) == 0
     engine = make_engine(url)
     with make_session_factory(engine)() as s:
