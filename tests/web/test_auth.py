@@ -225,9 +225,9 @@ def test_sessions_survive_an_app_restart(make_app: Any, db: Database, users: dic
 @pytest.mark.parametrize("bad", ["", "a b", "x" * 65])
 def test_create_user_validates(db: Database, bad: str) -> None:
     with db.sessions() as s, pytest.raises(auth.AuthError):
-        auth.create_user(s, username=bad, role="operator", password="long enough")
+        auth.create_user(s, username=bad, role="operator", password="long enough 1")
     with db.sessions() as s, pytest.raises(auth.AuthError):
-        auth.create_user(s, username="ok", role="root", password="long enough")
+        auth.create_user(s, username="ok", role="root", password="long enough 1")
     with db.sessions() as s, pytest.raises(auth.AuthError):
         auth.create_user(s, username="ok", role="operator", password="short")
 
