@@ -283,17 +283,19 @@ def home_path(role: str) -> str:
 
 @dataclass
 class LoginLimiter:
-    """Failed logins are counted within `window` under three keys, and a try is refused while any
-    of them is full, until its oldest failure leaves the window:
+    """Failed logins are counted within `window` under two keys, and a try is refused while either
+    is full, until its oldest failure leaves the window:
     - (username, client address): `max_failures`, someone mistyping or guessing one account;
     - username from any address: `max_account_failures`, guessing spread over many addresses
-      (a botnet, or rotating X-Forwarded-For behind an untrusted proxy);
-    - client address for any username: `max_address_failures`, one host trying many accounts.
-    Memory is bounded: old keys are dropped when the table grows past `max_keys`."""
+      (a botnet, or forged X-Forwarded-For).
+    There is deliberately no limit per address across accounts: behind a proxy that is not in
+    IVR_WEB_TRUSTED_PROXIES, or an office NAT, every user shares one address, and one attacker
+    could lock everyone out. Trying common passwords across accounts is answered by the password
+    policy instead (ivr.passwords). Memory is bounded: old keys are dropped when the table grows
+    past `max_keys`."""
 
     max_failures: int = 5
     max_account_failures: int = 20
-    max_address_failures: int = 50
     window: dt.timedelta = dt.timedelta(minutes=15)
     max_keys: int = 10_000
 
@@ -303,8 +305,7 @@ class LoginLimiter:
     def _keys(self, username: str, address: str) -> list[tuple[tuple[str, str, str], int]]:
         name = username.strip().lower()
         return [(("pair", name, address), self.max_failures),
-                (("account", name, ""), self.max_account_failures),
-                (("address", "", address), self.max_address_failures)]
+                (("account", name, ""), self.max_account_failures)]
 
     def _prune(self, key: tuple[str, str, str], now: dt.datetime) -> deque[dt.datetime]:
         times = self._failures.get(key, deque())

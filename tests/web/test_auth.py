@@ -295,14 +295,12 @@ def test_login_limit_per_account_across_addresses(make_app: Any, settings: Any, 
     assert Browser(other).login("op2").status_code == 303  # other accounts are not affected
 
 
-def test_login_limit_per_address_across_accounts() -> None:
-    limiter = auth.LoginLimiter(max_failures=5, max_address_failures=8)
-    t0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
-    for i in range(8):
-        assert limiter.blocked_for(f"user{i}", "1.2.3.4", t0) is None
-        limiter.failed(f"user{i}", "1.2.3.4", t0)
-    assert limiter.blocked_for("someone-else", "1.2.3.4", t0) is not None  # password spraying
-    assert limiter.blocked_for("someone-else", "5.6.7.8", t0) is None
+def test_many_accounts_from_one_address_do_not_lock_out_the_others(browser: Any, users: dict[str, int]) -> None:
+    """Behind an office NAT or an unconfigured proxy everyone shares an address: failures on
+    other accounts must not block a user who types the right password."""
+    for i in range(30):
+        assert browser(None).login(f"nobody{i}", "bad guess").status_code == 401
+    assert browser(None).login("op1").status_code == 303
 
 
 def test_success_does_not_reset_the_account_count() -> None:
