@@ -27,8 +27,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ivr.config import ConfigError
 from ivr.db.models import ApiToken, User
-from ivr.passwords import MIN_PASSWORD_LENGTH, password_problem
+from ivr.passwords import (
+    MIN_PASSWORD_LENGTH,
+    MIN_WEB_SECRET_LENGTH,
+    password_problem,
+    secret_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +236,10 @@ def load_or_create_secret(configured: str, path: Path) -> str:
     if path.is_file():
         secret = path.read_text(encoding="ascii").strip()
         if secret:
+            problem = secret_problem(secret, MIN_WEB_SECRET_LENGTH)
+            if problem is not None:  # someone wrote their own into the file
+                raise ConfigError(f"{path}: weak session secret refused: {problem}; "
+                                  "delete the file to have a random one generated")
             return secret
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)

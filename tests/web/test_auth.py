@@ -208,6 +208,15 @@ def test_generated_secret_is_private_and_reused(tmp_path: Path) -> None:
     assert auth.load_or_create_secret("configured", path) == "configured"
 
 
+def test_weak_secret_written_into_the_secret_file_is_refused(tmp_path: Path) -> None:
+    from ivr.config import ConfigError
+
+    path = tmp_path / "web_secret"
+    path.write_text("changeme\n", encoding="ascii")
+    with pytest.raises(ConfigError, match="web_secret: weak session secret refused"):
+        auth.load_or_create_secret("", path)
+
+
 def test_sessions_survive_an_app_restart(make_app: Any, db: Database, users: dict[str, int], settings: Any) -> None:
     from dataclasses import replace
 

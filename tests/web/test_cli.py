@@ -60,3 +60,20 @@ def test_web_command_config(tmp_path: Path) -> None:
 
     build_parser().print_help(parser_help)
     assert "web" in parser_help.getvalue() and "users" in parser_help.getvalue()
+
+
+@pytest.mark.parametrize(("command", "env", "key"), [
+    ("web", {"IVR_WEB_SECRET": "changeme"}, "IVR_WEB_SECRET"),
+    ("run", {"IVR_ASTERISK_SERVERS": "pbx1", "IVR_AST_PBX1_HOST": "10.0.0.7", "IVR_AST_PBX1_USER": "ivr",
+             "IVR_AST_PBX1_SECRET": "CHANGE-ME"}, "IVR_AST_PBX1_SECRET"),
+])
+def test_weak_secret_stops_start_up_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], command: str,
+                                                  env: dict[str, str], key: str) -> None:
+    monkeypatch.setenv("IVR_DATABASE_URL", f"sqlite:///{tmp_path / 'never.sqlite3'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--env-file", str(tmp_path / "none.env"), command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"configuration error: {key}: weak secret refused") and err.count("\n") == 1
+    assert not (tmp_path / "never.sqlite3").exists()  # refused before anything started
