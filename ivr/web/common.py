@@ -220,14 +220,17 @@ def client_address(request: Request) -> str:
     if not proxies or not _is_trusted(peer, proxies):
         return peer
     hops = [h.strip() for value in request.headers.getlist("x-forwarded-for") for h in value.split(",")]
+    client = peer
     for hop in reversed([h for h in hops if h]):
         try:
             address = ipaddress.ip_address(hop)
         except ValueError:
             return peer  # a trusted proxy always appends a valid address; garbage means no answer
+        client = str(address)
         if not any(address in net for net in proxies):
-            return str(address)
-    return peer
+            break
+    # the first untrusted hop from the right; when every hop is trusted, the leftmost one
+    return client
 
 
 def _is_trusted(host: str, proxies: tuple[IPNetwork, ...]) -> bool:

@@ -328,6 +328,7 @@ def test_success_does_not_reset_the_account_count() -> None:
     (("10.0.0.1",), "10.0.0.1", "1.1.1.1, 203.0.113.5", "203.0.113.5"),  # the client forged the left part
     (("10.0.0.0/24",), "10.0.0.1", "203.0.113.5, 10.0.0.2", "203.0.113.5"),  # two trusted hops
     (("10.0.0.1",), "10.0.0.1", "", "10.0.0.1"),  # proxy sent no header
+    (("10.0.0.0/24",), "10.0.0.1", "10.0.0.9", "10.0.0.9"),  # a client inside the trusted network
     (("10.0.0.1",), "10.0.0.1", "203.0.113.5, garbage", "10.0.0.1"),  # unreadable: no answer
     (("::1",), "::1", "2001:db8::7", "2001:db8::7"),
 ])
