@@ -69,7 +69,9 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # GET and HEAD handlers never read a body; a streaming response's disconnect listener
+        # must not trip over a declared length nobody is going to read
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
