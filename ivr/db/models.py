@@ -398,6 +398,9 @@ class User(Base):
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty = all queues
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Written into every session cookie at login and compared on each request; logout and a
+    # password change bump it, so a copied cookie stops working (sessions are revocable).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -408,6 +411,9 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # what the token may do, comma separated: import (push accounts/payments), export (pull
+    # outcomes, block list, callbacks); tokens made before scopes existed keep both
+    scopes: Mapped[str] = mapped_column(String(64), default="import,export", server_default="import,export")
 
 
 class Setting(Base):
