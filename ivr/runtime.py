@@ -119,6 +119,8 @@ async def start_services(
     run_dialer_loop: bool = True,
     ladder_seconds: float = 60.0,
 ) -> Services:
+    # Listening sockets first: a port in use fails here, before anything was started.
+    web_sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT") if with_web else None
     recorder, audio = build_call_parts(settings, db, clock)
     services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio)
 
@@ -128,6 +130,8 @@ async def start_services(
         try:
             await services.agi.start()
         except OSError as exc:
+            if web_sock is not None:
+                web_sock.close()
             raise bind_failure("the FastAGI server", settings.agi_host, settings.agi_port, exc, "IVR_AGI_PORT") from None
         log.info("FastAGI server on %s:%s (allow %s)", settings.agi_host, services.agi.port, ",".join(settings.agi_allow))
         if settings.agi_port == 0:  # ephemeral (demo): tell Asterisk where we really are
@@ -184,9 +188,9 @@ async def start_services(
                          audio_cache=audio.preparer.cache, prompt_store=audio.preparer.store)
         config = uvicorn_config(app, settings)
         web_server = embedded_server(uvicorn, config)
-        sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT")
+        assert web_sock is not None
         services.web_server = web_server
-        services.web_task = asyncio.create_task(web_server.serve(sockets=[sock]))
+        services.web_task = asyncio.create_task(web_server.serve(sockets=[web_sock]))
         log.info("web UI on http://%s:%s/", settings.web_host, settings.web_port)
     return services
 
