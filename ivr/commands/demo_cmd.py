@@ -73,12 +73,10 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
     from ivr.billing.importer import import_accounts, import_payments
     from ivr.clock import FastClock
     from ivr.db.models import Account, PhoneNumber
-    from ivr.dialer.scheduler import ladder_tick
     from ivr.runtime import (
         SIM_SECRET,
         SIM_USER,
         in_flight,
-        rules_loader_for,
         simulator_server,
         start_services,
         stop_services,
@@ -130,7 +128,6 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
                                     with_web=False, run_dialer_loop=False)
     dialer = services.dialer
     assert dialer is not None
-    loader = rules_loader_for(services.settings)
     ami = services.ami["sim"]
     if not await ami.wait_connected(10):
         print("demo: could not log in to the simulator's AMI")
@@ -138,9 +135,9 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
     end = start + dt.timedelta(days=args.days)
     print(f"== campaign: {args.days} day(s) from {start:%Y-%m-%d %H:%M} UTC, {args.lines} lines, clock x{args.speed:g}")
     try:
-        await asyncio.to_thread(ladder_tick, db.sessions, loader, clock)
+        # No ladder pass by hand: the dial pass stages every case it may call, and the service's
+        # own scheduler sweeps the ladder (lifecycle, block list) as it does in `ivr run`.
         await dialer.reconcile()
-        last_ladder = clock.now()
         last_progress = time.monotonic()
         while clock.now() < end:
             if time.monotonic() - last_progress >= 15:
@@ -149,9 +146,6 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
                       flush=True)
             sent = await dialer.run_once()
             flying = await asyncio.to_thread(in_flight, db)
-            if clock.now() - last_ladder > dt.timedelta(hours=1):
-                await asyncio.to_thread(ladder_tick, db.sessions, loader, clock)
-                last_ladder = clock.now()
             if sent == 0 and flying == 0:
                 nxt = await asyncio.to_thread(_next_due, db)
                 if nxt is None or nxt >= end:
@@ -160,8 +154,6 @@ async def _demo(settings: Any, args: argparse.Namespace) -> int:
                 # (at least a few minutes, so that a case due but not callable for another
                 # reason cannot make this loop spin).
                 clock.jump(max(nxt - clock.now(), dt.timedelta(minutes=5)) + dt.timedelta(seconds=1))
-                await asyncio.to_thread(ladder_tick, db.sessions, loader, clock)
-                last_ladder = clock.now()
                 await asyncio.sleep(0)
                 continue
             await asyncio.sleep(0.05)
