@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr import heartbeat
 from ivr.clock import Clock
-from ivr.dialer.outlook import Outlook, build_outlook
+from ivr.dialer.outlook import Outlook, outlook
 from ivr.dialer.policy import Rules
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Monitor:
 
     def outlook(self) -> Outlook:
         with self.sessions() as session:
-            return build_outlook(session, self.rules_loader(session), self.clock.now())
+            return outlook(session, self.rules_loader(session), self.clock.now())
 
     def _beat(self) -> None:
         heartbeat.beat(self.sessions, self.instance, self.role, self.info(), dt.datetime.now(dt.UTC),

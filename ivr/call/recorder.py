@@ -212,6 +212,7 @@ class CallRecorder:
                 assert case is not None
                 # wait for the payment to reach billing before calling again
                 case.next_attempt_at = now + dt.timedelta(days=grace_days)
+                case.wait_reason = "paid_claim"
             outcome = session.scalar(select(Outcome).where(Outcome.attempt_id == info.attempt_id))
             if outcome is not None:
                 outcome.kind = "paid_claim"

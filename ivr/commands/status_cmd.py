@@ -42,7 +42,7 @@ def probe(host: str, port: int) -> tuple[bool, str]:
 def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
     from ivr import heartbeat
     from ivr.db.models import CallAttempt
-    from ivr.dialer.outlook import build_outlook
+    from ivr.dialer.outlook import outlook as build_outlook
     from ivr.dialer.policy import load_rules
     from ivr.dialer.selector import IN_FLIGHT
 
@@ -105,6 +105,8 @@ def render(report: dict[str, Any]) -> str:
     out.append("")
     states = ", ".join(f"{k} {v}" for k, v in sorted(cases["states"].items())) or "none"
     out.append(f"cases by state: {states}")
+    if cases.get("method") == "quick":
+        out.append("  (many open cases: counted from what the dialer recorded; due cases count as callable)")
     rows: list[tuple[str, Any, str]] = [
         ("callable now", cases["callable_now"], ""),
         ("in flight", cases["in_flight"], ""),

@@ -129,6 +129,10 @@ class DebtCase(Base):
     attempts_in_stage: Mapped[int] = mapped_column(Integer, default=0)
     # Earliest UTC time the dialer may try this case again (retry interval, window opening).
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # why next_attempt_at is in the future (outside_window, over_limit, retry, promised,
+    # waiting_stage, no_phone, ...): lets `ivr status` say why nobody is called without
+    # re-checking every case
+    wait_reason: Mapped[str | None] = mapped_column(String(20))
     next_phone_priority: Mapped[int] = mapped_column(Integer, default=1)
     last_result: Mapped[str | None] = mapped_column(String(20))
     promise_broken: Mapped[bool] = mapped_column(Boolean, default=False)

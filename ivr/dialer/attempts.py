@@ -93,6 +93,7 @@ def apply_case_result(
         "next_attempt_at": sql_case(
             (DebtCase.next_attempt_at > when, DebtCase.next_attempt_at), else_=when
         ),
+        "wait_reason": sql_case((DebtCase.next_attempt_at > when, DebtCase.wait_reason), else_="retry"),
         "updated_at": naive_utc(now),
     }
     if same_stage:  # the ladder may have moved the case on while the call ran

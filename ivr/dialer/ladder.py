@@ -326,6 +326,8 @@ def apply_decision(
         "state": d.state, "stage_code": d.stage_code, "attempts_in_stage": d.attempts_in_stage,
         "next_attempt_at": d.next_attempt_at, "promise_broken": d.promise_broken, "updated_at": naive_now,
     }
+    if any(e in ("waiting_first_stage", "exhausted_wait") for e in d.events):
+        values["wait_reason"] = "waiting_stage"
     if d.entered_stage:
         values["stage_entered_at"] = naive_now
         values["next_phone_priority"] = 1

@@ -245,7 +245,8 @@ def stage_row(
         if row.next_attempt_at != staged.next_attempt_at:
             session.execute(
                 update(DebtCase).where(DebtCase.id == row.id, DebtCase.state == CaseState.PROMISED.value)
-                .values(next_attempt_at=staged.next_attempt_at).execution_options(synchronize_session=False)
+                .values(next_attempt_at=staged.next_attempt_at, wait_reason=PROMISED_WAIT)
+                .execution_options(synchronize_session=False)
             )
         return staged
     if decision.changed and not apply_decision(session, row.id, row.account_id, view, decision, now):
@@ -273,6 +274,7 @@ NO_PHONE = "no_phone"
 BAD_TIMEZONE = "bad_timezone"
 OVER_LIMIT = "over_limit"
 OUTSIDE_WINDOW = "outside_window"
+PROMISED_WAIT = "promised"
 
 
 def assess(
@@ -346,8 +348,9 @@ def select_candidates(
     selected: list[Candidate] = []
     bumps: list[dict[str, Any]] = []
 
-    def bump(case_id: int, when: dt.datetime) -> None:
-        bumps.append({"b_id": case_id, "b_next": naive_utc(max(when, now + dt.timedelta(seconds=1)))})
+    def bump(case_id: int, when: dt.datetime, reason: str) -> None:
+        bumps.append({"b_id": case_id, "b_next": naive_utc(max(when, now + dt.timedelta(seconds=1))),
+                      "b_reason": reason})
 
     for row in unique:
         if len(selected) >= limit:
@@ -376,7 +379,7 @@ def select_candidates(
             else:
                 log.error("case %s: unknown time zone %r: not callable", row.id, row.timezone)
         assert verdict.until is not None
-        bump(row.id, verdict.until)
+        bump(row.id, verdict.until, verdict.kind)
     if bumps:
         table = cast(Table, DebtCase.__table__)
         session.execute(
@@ -388,7 +391,7 @@ def select_candidates(
                     or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now_naive),
                 )
             )
-            .values(next_attempt_at=bindparam("b_next")),
+            .values(next_attempt_at=bindparam("b_next"), wait_reason=bindparam("b_reason")),
             bumps,
         )
         stats.bumped = len(bumps)

@@ -71,3 +71,39 @@ def test_nothing_callable_names_the_next_call(any_db: Database) -> None:
     when, why = out.next_call
     assert out.callable_now == 0
     assert when == dt.datetime(2026, 3, 2, 21, 0, tzinfo=dt.UTC) and why.startswith("waiting_window")
+
+
+def test_quick_outlook_reads_what_the_dialer_recorded(any_db: Database) -> None:
+    """At scale the status counts what the dial pass wrote (next_attempt_at and why): after one
+    pass it agrees with the exact outlook on every waiting bucket."""
+    from ivr.dialer.outlook import quick_outlook
+    from ivr.dialer.selector import select_candidates
+
+    with any_db.sessions.begin() as s:
+        add_case(s, tz="Asia/Kamchatka")
+        add_case(s, tz="Asia/Kamchatka")
+        limited = add_case(s)
+        s.add(CallAttempt(debt_case_id=limited.id, account_id=limited.account_id, phone="+70000000001",
+                          action_id="q-1", state="done", result="answered",
+                          created_at=NAIVE_NOW - dt.timedelta(hours=2), originated_at=NAIVE_NOW - dt.timedelta(hours=2)))
+        promised = add_case(s, state="promised")
+        s.add(Promise(debt_case_id=promised.id, promised_date=dt.date(2026, 3, 5), status="pending"))
+        add_case(s, stage_code=None, opened_on=dt.date(2026, 3, 2))
+        dead = add_case(s)
+        for phone in dead.account.phones:
+            phone.status = "invalid"
+        add_case(s)  # callable
+    with any_db.sessions() as s:
+        rules = load_rules(s)
+        found = select_candidates(s, rules, NOW, 50)
+        s.commit()
+        exact = build_outlook(s, rules, NOW)
+        quick = quick_outlook(s, NOW)
+    assert len(found) == 1
+    assert quick.method == "quick" and quick.open_cases == exact.open_cases == 7
+    assert quick.callable_now == exact.callable_now == 1  # not claimed in this test: still due
+    for name in ("waiting_window", "held_by_limits", "promised", "waiting_stage"):
+        q, e = getattr(quick, name), getattr(exact, name)
+        assert (q.count, q.first_utc) == (e.count, e.first_utc), name
+    assert quick.waiting_window.first_local == "2026-03-03 09:00" and quick.waiting_window.first_zone == "Asia/Kamchatka"
+    assert quick.no_phone == exact.no_phone == 1

@@ -1,4 +1,5 @@
-"""service heartbeats: what each running process says about itself (for `ivr status`)
+"""service heartbeats and debt_cases.wait_reason: what each running process says about itself
+and why a case waits (for `ivr status`)
 
 Revision ID: lead1
 Revises: 0001
@@ -25,8 +26,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('instance', name=op.f('pk_service_heartbeats'))
     )
     op.create_index(op.f('ix_service_heartbeats_updated_at'), 'service_heartbeats', ['updated_at'], unique=False)
+    op.add_column('debt_cases', sa.Column('wait_reason', sa.String(length=20), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('debt_cases', 'wait_reason')
     op.drop_index(op.f('ix_service_heartbeats_updated_at'), table_name='service_heartbeats')
     op.drop_table('service_heartbeats')
