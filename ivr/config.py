@@ -37,6 +37,9 @@ class AsteriskServer:
     channel_limit: int
     # Template of the outbound channel, e.g. "PJSIP/{number}@trunk"; {number} is E.164 without '+'.
     channel_template: str
+    # Addresses this Asterisk's FastAGI connections come from (empty: not checked); a connection
+    # for one of its calls from elsewhere is refused.
+    agi_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def _servers(env: Mapping[str, str]) -> tuple[AsteriskServer, ...]:
                 ami_secret=need("SECRET"),
                 channel_limit=_int(prefix + "CHANNELS", env.get(prefix + "CHANNELS", "10"), 1),
                 channel_template=env.get(prefix + "CHANNEL", "PJSIP/{number}@debt-trunk"),
+                agi_from=_hosts(prefix + "AGI_FROM", env.get(prefix + "AGI_FROM", "")),
             )
         )
         if "{number}" not in servers[-1].channel_template:
