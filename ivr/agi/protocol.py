@@ -62,6 +62,8 @@ QUICK_COMMANDS = frozenset({ANSWER, HANGUP, NOOP, CHANNEL_STATUS, SET_VARIABLE, 
                             GET_FULL_VARIABLE, VERBOSE})
 # GET DATA without a timeout (or 0) uses the channel's default digit timeout; this bounds it.
 GET_DATA_DEFAULT_TIMEOUT_MS = 10_000
+# No command waits longer than a day for the caller; a bigger number in a command is clamped.
+MAX_WAIT_MS = 86_400_000
 # A 520 usage block is ~10 lines in the recordings; a block that never ends is not Asterisk.
 MAX_USAGE_LINES = 200
 
@@ -238,10 +240,10 @@ def reply_wait_ms(line: str) -> int | None:
             digits = int(words[4]) if len(words) > 4 else 1
             if timeout <= 0:
                 timeout = GET_DATA_DEFAULT_TIMEOUT_MS
-            return timeout * max(1, min(digits, 1024))
+            return min(MAX_WAIT_MS, min(timeout, MAX_WAIT_MS) * max(1, min(digits, 1024)))
         if head.startswith(WAIT_FOR_DIGIT) and len(words) >= 4:
             timeout = int(words[3])
-            return None if timeout < 0 else timeout
+            return None if timeout < 0 else min(timeout, MAX_WAIT_MS)
     except ValueError:
         return 0
     return 0
