@@ -60,7 +60,7 @@ class Settings:
     agi_env_timeout: float = 5.0
     agi_env_max_lines: int = 256
     agi_env_max_bytes: int = 16384
-    agi_max_connections: int = 1000
+    agi_max_connections: int = 4000
     agi_reply_timeout: float = 30.0
     agi_media_timeout: float = 600.0
     agi_session_timeout: float = 3600.0

@@ -56,6 +56,15 @@ class AGICommandError(Exception):
         self.command = command
 
 
+class _NoReply(Exception):
+    """The reply deadline of the command in flight passed."""
+
+
+def _expire(fut: asyncio.Future[p.Reply]) -> None:
+    if not fut.done():
+        fut.set_exception(_NoReply())
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyDeadlines:
     """How long to wait for the reply to one command.
@@ -243,14 +252,15 @@ class AGIChannel:
             raise AGIHangup(f"cannot write to Asterisk: {exc}") from exc
         self.commands_sent += 1
         deadline = self.deadlines.for_line(line)
+        # a plain timer rather than asyncio.timeout(): half the cost, on every command of every call
+        timer = None if deadline is None else asyncio.get_running_loop().call_later(deadline, _expire, fut)
         try:
-            async with asyncio.timeout(deadline):
-                reply = await fut
+            reply = await fut
         except asyncio.CancelledError:
             # The reply to this command may still arrive; pairing later replies would be a guess.
             self._desynced = True
             raise
-        except TimeoutError:
+        except _NoReply:
             self._desynced = True
             _limited.warning("deadline", "AGI %s from %s: no reply to %r within %.0fs; ending the session",
                              self.script, self.peer or "?", line.split(" ", 2)[:2], deadline)
@@ -260,6 +270,8 @@ class AGIChannel:
             _limited.warning("garbage", "AGI %s from %s: %s; ending the session", self.script, self.peer or "?", exc)
             raise AGIHangup(f"not an AGI reply: {exc}") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending = None
         if reply.code == p.CODE_OK:
             return reply

@@ -42,6 +42,8 @@ MAX_REPLY_LINE = 64 * 1024
 # Lines that answer nothing before the connection is dropped (one is already a protocol error; a
 # few are let through so the warning can name what was sent).
 MAX_STRAY_LINES = 8
+# Open files besides the FastAGI connections: database, AMI, web, logs, audio files.
+_FD_RESERVE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +57,7 @@ class AGILimits:
     env_timeout: float = 5.0
     env_max_lines: int = 256  # 22 lines + up to 128 agi_arg_N lines (Asterisk's own limit)
     env_max_bytes: int = 16 * 1024
-    max_connections: int = 1000
+    max_connections: int = 4000  # twice the 2,000 concurrent calls of scripts/bench_fastagi.py
     reply_quick: float = 30.0
     reply_media: float = 600.0
     session_timeout: float = 3600.0
@@ -324,7 +326,7 @@ class FastAGIServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI server listening on %s:%d (routes: %s; at most %d connections)", self.host, self.port,
                  ", ".join(sorted(self.routes)) or "none", self.limits.max_connections)
-        _warn_if_over_fd_limit(self.limits.max_connections)
+        _fit_fd_limit(self.limits.max_connections)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; let calls in progress finish, cancel those still running after `grace`."""
@@ -380,14 +382,25 @@ class FastAGIServer:
             await conn.finish(self.close_timeout)
 
 
-def _warn_if_over_fd_limit(max_connections: int) -> None:
-    """A cap above the open-file limit is no cap: accept() fails with EMFILE first."""
+def _fit_fd_limit(max_connections: int) -> None:
+    """A cap above the open-file limit is no cap: accept() fails with EMFILE first. Raise the soft
+    limit to fit the cap when the hard limit allows (a dedicated server process: harmless), else
+    say which setting to change."""
     try:
         import resource
 
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (ImportError, OSError, ValueError):
         return
-    if soft != resource.RLIM_INFINITY and max_connections + 64 > soft:
-        log.warning("FastAGI: IVR_AGI_MAX_CONNECTIONS=%d is near or above the open-file limit %d; "
-                    "raise the limit (ulimit -n, LimitNOFILE=) or lower the cap", max_connections, soft)
+    needed = max_connections + _FD_RESERVE
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    except (OSError, ValueError):
+        pass
+    if soft < needed:
+        log.warning("FastAGI: IVR_AGI_MAX_CONNECTIONS=%d needs about %d open files, the limit is %d; "
+                    "raise it (ulimit -n, systemd LimitNOFILE=) or lower the cap", max_connections, needed, soft)

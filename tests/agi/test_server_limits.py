@@ -216,3 +216,20 @@ async def test_server_built_from_settings_uses_them() -> None:
     limits = AGILimits.from_settings(load_settings(None, environ={"IVR_AGI_MAX_CONNECTIONS": "7"}))
     server = FastAGIServer({}, port=0, limits=limits, close_timeout=1.0)
     assert server.limits.max_connections == 7 and server.close_timeout == 1.0
+
+
+async def test_server_raises_its_open_file_limit_to_fit_the_cap(caplog) -> None:  # type: ignore[no-untyped-def]
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))
+    try:
+        with caplog.at_level(logging.WARNING, logger="ivr.agi.server"):
+            async with FastAGIServer({}, port=0, limits=AGILimits(max_connections=2000)):
+                now, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard >= 2256:
+            assert now == 2256 and not warnings_about(caplog, "open files")
+        else:  # the hard limit does not allow it: the server says what to change
+            assert now == hard and warnings_about(caplog, "IVR_AGI_MAX_CONNECTIONS=2000")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
