@@ -16,7 +16,9 @@ REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 
 @pytest.fixture
 def store() -> PromptStore:
-    return PromptStore(REPO_PROMPTS)
+    # the operation budget decides, not the clock: a busy CI machine must not change which limit
+    # a test meets first (the deadline has its own test)
+    return PromptStore(REPO_PROMPTS, limits=RenderLimits(max_seconds=600))
 
 
 RUNAWAY = [
