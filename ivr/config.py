@@ -8,6 +8,7 @@ built-in Asterisk simulator.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class AsteriskServer:
     channel_limit: int
     # Template of the outbound channel, e.g. "PJSIP/{number}@trunk"; {number} is E.164 without '+'.
     channel_template: str
+    # Addresses this Asterisk's FastAGI connections come from (empty: not checked); a connection
+    # for one of its calls from elsewhere is refused.
+    agi_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,14 @@ class Settings:
     agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     # URL Asterisk uses to reach our FastAGI server (goes into the dialplan variable IVR_AGI_URL)
     agi_public_url: str = "agi://127.0.0.1:4573"
+    # What one FastAGI peer may cost (ivr.agi.server.AGILimits)
+    agi_env_timeout: float = 5.0
+    agi_env_max_lines: int = 256
+    agi_env_max_bytes: int = 16384
+    agi_max_connections: int = 4000
+    agi_reply_timeout: float = 30.0
+    agi_media_timeout: float = 600.0
+    agi_session_timeout: float = 3600.0
     # AMI / Asterisk servers; empty list means "use the built-in simulator"
     asterisk_servers: tuple[AsteriskServer, ...] = ()
     ami_ping_interval: float = 20.0
@@ -110,6 +122,14 @@ def _float(key: str, raw: str, minimum: float = 0.0) -> float:
     return value
 
 
+def _seconds(key: str, raw: str, minimum: float, maximum: float = 86_400.0) -> float:
+    """A deadline: finite and within bounds (NaN or inf would silently mean "never")."""
+    value = _float(key, raw, minimum)
+    if not math.isfinite(value) or value > maximum:
+        raise ConfigError(f"{key}: must be a number of seconds between {minimum} and {maximum:.0f}, got {raw.strip()!r}")
+    return value
+
+
 def _tz(key: str, raw: str) -> str:
     try:
         ZoneInfo(raw.strip())
@@ -159,6 +179,7 @@ def _servers(env: Mapping[str, str]) -> tuple[AsteriskServer, ...]:
                 ami_secret=_secret(prefix + "SECRET", need("SECRET"), MIN_AMI_SECRET_LENGTH),
                 channel_limit=_int(prefix + "CHANNELS", env.get(prefix + "CHANNELS", "10"), 1),
                 channel_template=env.get(prefix + "CHANNEL", "PJSIP/{number}@debt-trunk"),
+                agi_from=_hosts(prefix + "AGI_FROM", env.get(prefix + "AGI_FROM", "")),
             )
         )
         if "{number}" not in servers[-1].channel_template:
@@ -177,6 +198,13 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_AGI_PORT": ("agi_port", lambda k, v: _int(k, v, 1, 65535)),
     "IVR_AGI_ALLOW": ("agi_allow", _hosts),
     "IVR_AGI_PUBLIC_URL": ("agi_public_url", lambda k, v: v.strip().rstrip("/")),
+    "IVR_AGI_ENV_TIMEOUT": ("agi_env_timeout", lambda k, v: _seconds(k, v, 0.1)),
+    "IVR_AGI_ENV_MAX_LINES": ("agi_env_max_lines", lambda k, v: _int(k, v, 32, 100_000)),
+    "IVR_AGI_ENV_MAX_BYTES": ("agi_env_max_bytes", lambda k, v: _int(k, v, 1024, 16 * 1024 * 1024)),
+    "IVR_AGI_MAX_CONNECTIONS": ("agi_max_connections", lambda k, v: _int(k, v, 1, 1_000_000)),
+    "IVR_AGI_REPLY_TIMEOUT": ("agi_reply_timeout", lambda k, v: _seconds(k, v, 0.1)),
+    "IVR_AGI_MEDIA_TIMEOUT": ("agi_media_timeout", lambda k, v: _seconds(k, v, 1.0)),
+    "IVR_AGI_SESSION_TIMEOUT": ("agi_session_timeout", lambda k, v: _seconds(k, v, 1.0)),
     "IVR_AMI_PING_INTERVAL": ("ami_ping_interval", lambda k, v: _float(k, v, 0.1)),
     "IVR_AMI_PING_TIMEOUT": ("ami_ping_timeout", lambda k, v: _float(k, v, 0.1)),
     "IVR_ORIGINATE_TIMEOUT_MS": ("originate_timeout_ms", lambda k, v: _int(k, v, 1000)),

@@ -18,6 +18,11 @@ its "nothing pressed" value.
 
 Once the channel is known to be gone (HANGUP notice, 511, confirmed -1, EOF, our own HANGUP) every
 method raises `AGIHangup` without sending anything.
+
+Every reply has a deadline (`ReplyDeadlines`): a peer that stops answering must not hold a call,
+and its connection, forever. A reply that never comes, a line that is not AGI, or a line while no
+command is pending ends the conversation the same way a hang-up does (`AGIHangup`): after any of
+them, pairing replies with commands would be a guess.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ivr.agi import protocol as p
+from ivr.agi.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
+_limited = RateLimitedLog(log)
 
 Write = Callable[[bytes], None]
 
@@ -47,6 +54,39 @@ class AGICommandError(Exception):
         self.code = code
         self.message = message
         self.command = command
+
+
+class _NoReply(Exception):
+    """The reply deadline of the command in flight passed."""
+
+
+def _expire(fut: asyncio.Future[p.Reply]) -> None:
+    if not fut.done():
+        fut.set_exception(_NoReply())
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDeadlines:
+    """How long to wait for the reply to one command.
+
+    `quick` for commands Asterisk answers at once (VERBOSE, SET/GET VARIABLE, ...). Every other
+    command plays a prompt or waits for the caller: `media` covers the longest prompt a call plays
+    (the debt message with its amount and dates is well under a minute; the default leaves ten),
+    plus the command's own timeout (GET DATA: per digit). ``WAIT FOR DIGIT -1`` waits without
+    limit by design; only the session deadline bounds it."""
+
+    quick: float = 30.0
+    media: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not (self.quick > 0 and self.media > 0):
+            raise ValueError("reply deadlines must be positive")
+
+    def for_line(self, line: str) -> float | None:
+        if p.is_quick(line):
+            return self.quick
+        own_ms = p.reply_wait_ms(line)
+        return None if own_ms is None else self.media + own_ms / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +115,12 @@ class AGIChannel:
         args: list[str] | None = None,
         script: str | None = None,
         query: Mapping[str, str] | None = None,
+        deadlines: ReplyDeadlines | None = None,
+        peer: str | None = None,
     ) -> None:
         self.env = MappingProxyType(dict(env))
+        self.peer = peer  # address of the Asterisk that connected (FastAGI), None for classic AGI
+        self.deadlines = deadlines or ReplyDeadlines()
         self.args = p.env_args(env) if args is None else list(args)
         route, parsed_query = p.route_from_env(env)
         self.script = route if script is None else script
@@ -90,6 +134,7 @@ class AGIChannel:
         self._desynced = False
         self._hangup_event: asyncio.Event | None = None
         self.commands_sent = 0
+        self.stray_lines = 0  # lines that were no reply to anything: the peer is not speaking AGI
         self.pump_task: asyncio.Task[None] | None = None  # set by from_streams
 
     @classmethod
@@ -136,6 +181,9 @@ class AGIChannel:
             if line.startswith(p.USAGE_LAST_PREFIX):
                 self._usage = None
                 self._deliver(p.parse_usage_block(usage), None)
+            elif len(usage) > p.MAX_USAGE_LINES:
+                self._usage = None
+                self._deliver(None, p.AGIProtocolError(f"520 usage block longer than {p.MAX_USAGE_LINES} lines"))
             return
         if line.startswith(p.USAGE_FIRST_PREFIX):
             self._usage = [line]
@@ -169,9 +217,12 @@ class AGIChannel:
         fut = self._pending
         if fut is None or fut.done():
             # Asterisk only answers commands; a stray reply means we lost track (e.g. a command
-            # whose wait was cancelled). Never hand it to a later command.
-            log.warning("AGI %s: unexpected line from Asterisk with no command pending: %r",
-                        self.script, reply.text if reply else error)
+            # whose wait was cancelled) or the peer is not Asterisk. Never hand it to a later
+            # command. Rate-limited: a peer can send such lines as fast as it likes.
+            self.stray_lines += 1
+            self._desynced = True
+            _limited.warning("stray", "AGI %s from %s: unexpected line from Asterisk with no command pending: %.80r",
+                             self.script, self.peer or "?", reply.text if reply else str(error))
             return
         if error is not None:
             fut.set_exception(error)
@@ -200,13 +251,27 @@ class AGIChannel:
             self.feed_eof()
             raise AGIHangup(f"cannot write to Asterisk: {exc}") from exc
         self.commands_sent += 1
+        deadline = self.deadlines.for_line(line)
+        # a plain timer rather than asyncio.timeout(): half the cost, on every command of every call
+        timer = None if deadline is None else asyncio.get_running_loop().call_later(deadline, _expire, fut)
         try:
             reply = await fut
         except asyncio.CancelledError:
             # The reply to this command may still arrive; pairing later replies would be a guess.
             self._desynced = True
             raise
+        except _NoReply:
+            self._desynced = True
+            _limited.warning("deadline", "AGI %s from %s: no reply to %r within %.0fs; ending the session",
+                             self.script, self.peer or "?", line.split(" ", 2)[:2], deadline)
+            raise AGIHangup(f"no reply from Asterisk within {deadline:.0f}s") from None
+        except p.AGIProtocolError as exc:
+            self._desynced = True
+            _limited.warning("garbage", "AGI %s from %s: %s; ending the session", self.script, self.peer or "?", exc)
+            raise AGIHangup(f"not an AGI reply: {exc}") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending = None
         if reply.code == p.CODE_OK:
             return reply

@@ -56,6 +56,17 @@ GET_FULL_VARIABLE = "GET FULL VARIABLE"
 VERBOSE = "VERBOSE"
 EXEC = "EXEC"
 
+# Commands Asterisk answers at once: no prompt is played and no caller input is awaited, so their
+# reply deadline is short (the other commands wait for the caller; see `reply_wait_ms`).
+QUICK_COMMANDS = frozenset({ANSWER, HANGUP, NOOP, CHANNEL_STATUS, SET_VARIABLE, GET_VARIABLE,
+                            GET_FULL_VARIABLE, VERBOSE})
+# GET DATA without a timeout (or 0) uses the channel's default digit timeout; this bounds it.
+GET_DATA_DEFAULT_TIMEOUT_MS = 10_000
+# No command waits longer than a day for the caller; a bigger number in a command is clamped.
+MAX_WAIT_MS = 86_400_000
+# A 520 usage block is ~10 lines in the recordings; a block that never ends is not Asterisk.
+MAX_USAGE_LINES = 200
+
 # CHANNEL STATUS result for an answered channel (agi-basic-commands.txt: `200 result=6`)
 CHANNEL_STATE_UP = 6
 
@@ -207,6 +218,35 @@ def check_raw_line(line: str) -> str:
     if not line.strip():
         raise ValueError("empty AGI command line")
     return line
+
+
+def is_quick(line: str) -> bool:
+    """True for a command from QUICK_COMMANDS (Asterisk's command words are case-insensitive)."""
+    words = line.split(None, 3)
+    upper = [w.upper() for w in words[:3]]
+    return any(" ".join(upper[:n]) in QUICK_COMMANDS for n in (1, 2, 3))
+
+
+def reply_wait_ms(line: str) -> int | None:
+    """How long the command itself may legitimately wait for the caller, beyond playing its
+    prompt: GET DATA waits up to its timeout for each digit, WAIT FOR DIGIT its timeout. 0 for
+    commands with no timeout of their own; None when the command waits without limit
+    (``WAIT FOR DIGIT -1``). Unparsable numbers count as 0: the caller's own deadline still holds."""
+    words = line.split()
+    head = " ".join(w.upper() for w in words[:3])
+    try:
+        if head.startswith(GET_DATA + " ") and len(words) >= 3:
+            timeout = int(words[3]) if len(words) > 3 else 0
+            digits = int(words[4]) if len(words) > 4 else 1
+            if timeout <= 0:
+                timeout = GET_DATA_DEFAULT_TIMEOUT_MS
+            return min(MAX_WAIT_MS, min(timeout, MAX_WAIT_MS) * max(1, min(digits, 1024)))
+        if head.startswith(WAIT_FOR_DIGIT) and len(words) >= 4:
+            timeout = int(words[3])
+            return None if timeout < 0 else min(timeout, MAX_WAIT_MS)
+    except ValueError:
+        return 0
+    return 0
 
 
 # --- replies ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -39,6 +39,38 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class CallRefused(Exception):
+    """The call id names an attempt that may not run the call script now: it is done, was never
+    sent, was given up as lost, or runs on another channel or Asterisk. Replaying a finished call's
+    id must not rewrite what that call stored."""
+
+
+# States in which Asterisk may legitimately connect for an attempt (claimed only once sent).
+_ADMITTED = (AttemptState.CLAIMED.value, AttemptState.DIALING.value, AttemptState.ANSWERED.value)
+
+
+def refusal(attempt: CallAttempt, uniqueid: str | None, peer: str | None,
+            sources: Mapping[str, Callable[[str], bool]]) -> str | None:
+    """Why a FastAGI connection for `attempt` must be refused, or None to run the call.
+
+    `uniqueid` is the connecting channel's agi_uniqueid: once the dialer stored the uniqueid of
+    the channel Asterisk originated (OriginateResponse), only that channel may run the call.
+    `sources` maps an Asterisk server's name to a test of the peer address, for servers whose
+    FastAGI source addresses are configured (IVR_AST_<NAME>_AGI_FROM)."""
+    if attempt.state not in _ADMITTED:
+        if attempt.state == AttemptState.DONE.value:
+            return f"already done ({attempt.result or 'no result'})"
+        return f"not in flight (state {attempt.state})"
+    if attempt.state == AttemptState.CLAIMED.value and attempt.originated_at is None:
+        return "never sent to Asterisk"
+    if uniqueid and attempt.uniqueid and uniqueid != attempt.uniqueid:
+        return f"in flight on another channel (uniqueid {attempt.uniqueid}, this connection {uniqueid})"
+    allowed = sources.get(attempt.server or "")
+    if allowed is not None and peer is not None and not allowed(peer):
+        return f"in flight on Asterisk server {attempt.server}, not on {peer}"
+    return None
+
+
 @dataclass(frozen=True)
 class CallInfo:
     """What the script needs to know about the call it is running."""
@@ -62,8 +94,10 @@ def _naive(now: dt.datetime) -> dt.datetime:
 
 
 class CallRecorder:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, default_timezone: str = "Europe/Moscow") -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, default_timezone: str = "Europe/Moscow",
+                 *, agi_sources: Mapping[str, Callable[[str], bool]] | None = None) -> None:
         self._sessions = sessions
+        self._agi_sources = dict(agi_sources or {})
         self._clock = clock
         self._default_tz = default_timezone
         self._seq: dict[int, int] = {}
@@ -79,11 +113,18 @@ class CallRecorder:
         return _naive(self._clock.now())
 
     # -- loading ---------------------------------------------------------------------------
-    async def load(self, call_id: str) -> CallInfo | None:
+    async def load(self, call_id: str, *, uniqueid: str | None = None, peer: str | None = None) -> CallInfo | None:
+        """The call's facts, None for an unknown call id; CallRefused when the attempt may not run
+        now (see `refusal`). The check costs nothing extra: it reads the row found by the unique
+        index on action_id, before anything else is loaded."""
+
         def fn(session: Session) -> CallInfo | None:
             attempt = session.scalar(select(CallAttempt).where(CallAttempt.action_id == call_id))
             if attempt is None:
                 return None
+            why = refusal(attempt, uniqueid, peer, self._agi_sources)
+            if why is not None:
+                raise CallRefused(f"attempt {attempt.id} ({call_id}): {why}")
             account = session.get(Account, attempt.account_id)
             assert account is not None
             case = session.get(DebtCase, attempt.debt_case_id) if attempt.debt_case_id else None

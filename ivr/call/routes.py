@@ -5,13 +5,15 @@ AGI argument 1."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ivr.agi.channel import AGIChannel, AGIHangup
-from ivr.agi.server import Handler
+from ivr.agi import protocol as agi_protocol
+from ivr.agi.channel import AGIChannel, AGICommandError, AGIHangup
+from ivr.agi.ratelog import RateLimitedLog
+from ivr.agi.server import Handler, host_allowed, parse_allow
 from ivr.call.audio_source import CallAudioSource
-from ivr.call.recorder import CallRecorder
+from ivr.call.recorder import CallRecorder, CallRefused
 from ivr.call.script import CallOptions, DebtCall
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
@@ -19,23 +21,43 @@ from ivr.dialplan_vars import ROUTE_DEBT_CALL
 from ivr.wiring import Database
 
 log = logging.getLogger(__name__)
+_limited = RateLimitedLog(log)
 
 
 class DebtCallRoute:
     def __init__(self, recorder: CallRecorder, audio: CallAudioSource) -> None:
         self.recorder = recorder
         self.audio = audio
+        # call ids running in this process: a second connection for one of them is a replay
+        # (before the dialer has stored the channel's uniqueid, `refusal` cannot tell)
+        self._running: set[str] = set()
 
     async def __call__(self, channel: AGIChannel) -> None:
         call_id = (channel.args[0] if channel.args else "") or channel.query.get("call_id", "")
-        info = await self.recorder.load(call_id) if call_id else None
+        if call_id in self._running:
+            _limited.warning("refused", "debt-call from %s refused: call id %.64r is running already",
+                             channel.peer or "?", call_id)
+            await _end(channel, "ivr: call refused")
+            return
+        if call_id:
+            self._running.add(call_id)
+        try:
+            await self._run(channel, call_id)
+        finally:
+            self._running.discard(call_id)
+
+    async def _run(self, channel: AGIChannel, call_id: str) -> None:
+        try:
+            info = await self.recorder.load(call_id, uniqueid=channel.env.get(agi_protocol.ENV_UNIQUEID),
+                                            peer=channel.peer) if call_id else None
+        except CallRefused as exc:
+            # a replayed or misrouted call id: nothing is written, the stored outcome stays
+            _limited.warning("refused", "debt-call from %s refused: %s", channel.peer or "?", exc)
+            await _end(channel, "ivr: call refused")
+            return
         if info is None:
-            log.warning("debt-call for unknown call id %r: hanging up", call_id)
-            try:
-                await channel.verbose(f"ivr: unknown call id {call_id}")
-                await channel.hangup()
-            except AGIHangup:
-                pass
+            _limited.warning("unknown", "debt-call from %s for unknown call id %.64r: hanging up", channel.peer or "?", call_id)
+            await _end(channel, f"ivr: unknown call id {call_id}")
             return
         try:
             prepared = await self.audio.for_call(call_id, info)
@@ -55,6 +77,24 @@ class DebtCallRoute:
         await call.run()
 
 
+async def _end(channel: AGIChannel, message: str) -> None:
+    try:
+        await channel.verbose(message)
+        await channel.hangup()
+    except (AGIHangup, AGICommandError):
+        pass
+
+
+def agi_sources(settings: Settings) -> dict[str, Callable[[str], bool]]:
+    """Asterisk server name -> test of a FastAGI peer address, for servers with IVR_AST_<NAME>_AGI_FROM."""
+    out: dict[str, Callable[[str], bool]] = {}
+    for server in settings.asterisk_servers:
+        if server.agi_from:
+            networks = parse_allow(server.agi_from)
+            out[server.name] = lambda host, networks=networks: host_allowed(host, networks)  # type: ignore[misc]
+    return out
+
+
 def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None) -> tuple[CallRecorder, CallAudioSource]:
     from ivr.prompts.render import PromptStore
     from ivr.voice.cache import AudioCache
@@ -65,7 +105,7 @@ def build_call_parts(settings: Settings, db: Database, clock: Clock | None = Non
     store = PromptStore(settings.prompts_dir, db.sessions)
     cache = AudioCache(settings.audio_cache_dir, get_engine(settings))
     preparer = AudioPreparer(store, cache, settings)
-    recorder = CallRecorder(db.sessions, clock, settings.default_timezone)
+    recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings))
     return recorder, CallAudioSource(db.sessions, preparer, clock, settings)
 
 

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from ivr.agi.server import FastAGIServer, Handler, freeze_startup_objects
+from ivr.agi.server import AGILimits, FastAGIServer, Handler, freeze_startup_objects
 from ivr.config import load_settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace, routes: Mapping[str, Handler] | None = None) -
     allow = [a.strip() for a in args.allow.split(",") if a.strip()] if args.allow else list(settings.agi_allow)
     try:
         port = settings.agi_port if args.port is None else args.port
-        server = FastAGIServer(routes, args.host or settings.agi_host, port, allow)
+        server = FastAGIServer(routes, args.host or settings.agi_host, port, allow,
+                               limits=AGILimits.from_settings(settings))
     except ValueError as exc:
         print(f"agi-server: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 Admins edit templates in the browser, so a template is untrusted input: it runs in Jinja2's
 immutable sandbox (no attribute tricks such as ''.__class__, no mutation of the context, no
-include/import), every variable must be one of CONTEXT_DOC (a typo is refused with its line
+include/import) with a time and size budget (ivr.prompts.sandbox: a runaway loop or a gigabyte
+string is refused in well under a second), every variable must be one of CONTEXT_DOC (a typo is refused with its line
 number), undefined values raise instead of speaking an empty gap, and a render either returns the
 whole text or raises TemplateProblem: a call never plays half a sentence.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,13 +20,13 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.models import PromptTemplate
 from ivr.prompts import words
 from ivr.prompts.context import CONTEXT_DOC, sample_context
+from ivr.prompts.sandbox import BoundedSandbox, RenderLimitExceeded, RenderLimits
 
 __all__ = ["CONTEXT_DOC", "MissingTemplate", "PromptStore", "ResolvedTemplate", "TemplateProblem"]
 
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 # A phrase longer than this is a runaway loop or a pasted document, not something to say on a call.
 MAX_TEXT_CHARS = 2000
-# Sequence repetition and powers are the sandbox's remaining way to eat memory.
-MAX_REPEAT = 200
-MAX_EXPONENT = 64
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -69,20 +66,6 @@ class ResolvedTemplate:
     body: str
     origin: str  # "db" or the file path
     recording_path: str | None = None  # admin's recorded WAV replacing the TTS
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise ValueError(f"exponent too large (max {MAX_EXPONENT})")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > MAX_REPEAT:
-                raise ValueError(f"repetition too large (max {MAX_REPEAT})")
-        return operator.mul(left, right)
 
 
 def _lang(ctx: Context) -> str:
@@ -143,9 +126,11 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+def make_environment() -> BoundedSandbox:
+    """The sandbox templates run in; render only through `PromptStore` (it sets the budget)."""
+    env = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
     env.filters.update(FILTERS)
+    env.bound_filters()
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
     return env
@@ -175,9 +160,11 @@ def _template_line(exc: BaseException) -> int | None:
 class PromptStore:
     """Template sources (database override, then file) and the sandboxed renderer."""
 
-    def __init__(self, prompts_dir: Path, sessions: sessionmaker[Session] | None = None) -> None:
+    def __init__(self, prompts_dir: Path, sessions: sessionmaker[Session] | None = None,
+                 limits: RenderLimits | None = None) -> None:
         self.prompts_dir = Path(prompts_dir)
         self._sessions = sessions
+        self.limits = limits or RenderLimits()
         self._env = make_environment()
         self._compiled: dict[str, Template] = {}
 
@@ -287,7 +274,9 @@ class PromptStore:
             message = f"unknown variable '{first}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
             raise TemplateProblem(name, self._first_line(tree, first), message, language)
         try:
-            template = self._env.from_string(body)
+            # compiled from the checked tree, with every loop and ~ routed through the budget
+            code = self._env.compile(self._env.bound_loops(tree))
+            template = self._env.template_class.from_code(self._env, code, self._env.make_globals(None), None)
         except TemplateSyntaxError as exc:  # e.g. an unknown filter, found at compile time
             raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language) from None
         if len(self._compiled) > 1024:  # bodies are few; this only bounds a pathological editor session
@@ -304,7 +293,7 @@ class PromptStore:
         """Render a template body; the whole normalised text or TemplateProblem."""
         template = self._compile(body, name, language)
         try:
-            text = template.render(dict(context))
+            text = self._render_bounded(template, context)
         except TemplateSyntaxError as exc:
             raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language) from None
         except Exception as exc:  # anything a template can raise: undefined, security, filter errors
@@ -314,6 +303,20 @@ class PromptStore:
         if len(text) > MAX_TEXT_CHARS:
             raise TemplateProblem(name, None, f"renders to {len(text)} characters (max {MAX_TEXT_CHARS})", language)
         return text
+
+    def _render_bounded(self, template: Template, context: Mapping[str, Any]) -> str:
+        """Render inside the budget, streaming: the output is refused as it passes the cap, not
+        after a runaway loop has built all of it."""
+        cap = self.limits.max_output
+        parts: list[str] = []
+        size = 0
+        with self.limits.budget():
+            for part in template.generate(dict(context)):
+                size += len(part)
+                if size > cap:
+                    raise RenderLimitExceeded(f"renders over {cap} characters")
+                parts.append(part)
+        return "".join(parts)
 
     def render(
         self,

@@ -31,6 +31,8 @@ with warnings.catch_warnings():
 __all__ = [
     "AudioError",
     "AudioSegment",
+    "WavHeader",
+    "check_recording",
     "TELEPHONY_RATE",
     "WavInfo",
     "join",
@@ -56,6 +58,12 @@ PEAK_LIMIT_DBFS = -1.0
 SILENCE_DBFS = -50.0
 KEEP_EDGE_MS = 60  # left before and after trimmed speech so the first syllable is not clipped
 MIN_SPEECH_DBFS = -45.0  # quieter than this overall is "silent" (a broken file or TTS failure)
+# Source rates a real recording has (telephone 8 kHz up to studio 384 kHz). Outside them a file is
+# broken or hostile: a 1 Hz WAV expands 16,000-fold on conversion to 8 kHz.
+MIN_SOURCE_RATE = 4000
+MAX_SOURCE_RATE = 384_000
+# An admin's recorded phrase: the longest prompt (the debt message) is well under a minute.
+MAX_RECORDING_SECONDS = 300.0
 
 
 class AudioError(ValueError):
@@ -69,6 +77,70 @@ class WavInfo:
     sample_width: int  # bytes per sample
     duration_s: float
     rms_dbfs: float
+
+
+@dataclass(frozen=True)
+class WavHeader:
+    """What a WAV file's header promises, read without decoding the samples."""
+
+    rate: int
+    channels: int
+    sample_width: int  # bytes per sample
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate
+
+    @property
+    def telephony_bytes(self) -> int:
+        """Size of the samples once converted to 8 kHz mono 16-bit."""
+        return int(self.duration_s * TELEPHONY_RATE) * 2
+
+
+def read_wav_header(data: bytes, name: str = "audio data") -> WavHeader:
+    """Walk the RIFF chunks up to ``fmt `` and ``data``; AudioError for anything else."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError(f"{name} is not a WAV file (convert it to PCM WAV, e.g. `sox in.mp3 out.wav`)")
+    fmt: tuple[int, int, int] | None = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if chunk == b"fmt " and size >= 16 and body + 16 <= len(data):
+            channels = int.from_bytes(data[body + 2 : body + 4], "little")
+            rate = int.from_bytes(data[body + 4 : body + 8], "little")
+            bits = int.from_bytes(data[body + 14 : body + 16], "little")
+            fmt = (rate, channels, (bits + 7) // 8)
+        elif chunk == b"data":
+            if fmt is None:
+                break
+            rate, channels, width = fmt
+            if not (1 <= channels <= 8 and 1 <= width <= 4):
+                raise AudioError(f"{name}: unsupported WAV ({channels} channels, {width * 8}-bit); "
+                                 "use mono or stereo 16-bit PCM")
+            return WavHeader(rate, channels, width, min(size, len(data) - body) // (channels * width))
+        pos = body + size + (size & 1)
+    raise AudioError(f"{name}: WAV without a format or data chunk")
+
+
+def check_rate(rate: int, name: str = "audio data") -> None:
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is not a recording's "
+                         f"(expected {MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz, e.g. 8000, 16000, 44100, 48000)")
+
+
+def check_recording(data: bytes, name: str = "recording", max_seconds: float = MAX_RECORDING_SECONDS) -> WavHeader:
+    """Refuse an upload before decoding it: not a WAV, an absurd sample rate, longer than a phrase
+    (which also bounds what it converts to)."""
+    header = read_wav_header(data, name)
+    check_rate(header.rate, name)
+    if header.frames == 0:
+        raise AudioError(f"{name} contains no audio")
+    if header.duration_s > max_seconds:
+        raise AudioError(f"{name} is {header.duration_s:.0f} s long; a recorded phrase may be at most "
+                         f"{max_seconds:.0f} s")
+    return header
 
 
 def load_wav(source: Path | bytes) -> AudioSegment:
@@ -88,6 +160,7 @@ def load_wav(source: Path | bytes) -> AudioSegment:
         ) from None
     if len(segment) == 0:
         raise AudioError(f"{name} contains no audio")
+    check_rate(segment.frame_rate, name)  # before any conversion multiplies it
     return segment
 
 

@@ -324,6 +324,11 @@ def _is_wav(data: bytes) -> bool:
 
 
 async def recording_upload(request: Request) -> Response:
+    from ivr.voice.audio import (  # lazy: pydub only when audio is handled
+        AudioError,
+        check_recording,
+    )
+
     user = await require(request, "admin")
     form = await checked_form(request)
     web = ctx(request)
@@ -333,7 +338,13 @@ async def recording_upload(request: Request) -> Response:
     data = await upload.read(MAX_RECORDING_BYTES + 1) if isinstance(upload, UploadFile) else b""
     if not _is_wav(data) or len(data) > MAX_RECORDING_BYTES:
         return await _editor(request, name, lang, stage, error=t(request, "err_not_wav"), status_code=400)
-    stored = await run_in_threadpool(_store_recording, web, data, getattr(upload, "filename", "") or "upload.wav")
+    filename = getattr(upload, "filename", "") or "upload.wav"
+    try:  # header only: an absurd rate or length is refused before anything is decoded
+        check_recording(data, filename)
+    except AudioError as exc:
+        return await _editor(request, name, lang, stage, error=t(request, "err_recording", reason=str(exc)),
+                             status_code=400)
+    stored = await run_in_threadpool(_store_recording, web, data, filename)
     if isinstance(stored, str):
         return await _editor(request, name, lang, stage, error=t(request, "err_recording", reason=stored), status_code=400)
     source = await run_in_threadpool(prompt_store(web).source, name, lang, stage)

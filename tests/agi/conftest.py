@@ -55,3 +55,11 @@ async def agi_server() -> AsyncIterator[Callable[..., Awaitable[FastAGIServer]]]
     yield start
     for server in servers:
         await server.stop(grace=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Rate-limited warnings are process-wide; each test reads its own from a clean slate."""
+    from ivr.agi import ratelog
+
+    ratelog.reset_all()
