@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.agi.server import FastAGIServer
+from ivr.agi.server import AGILimits, FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder
@@ -126,7 +126,8 @@ async def start_services(
 
     if with_agi:
         routes = build_routes(settings, db, clock=clock, audio=audio, recorder=recorder)
-        services.agi = FastAGIServer(routes, settings.agi_host, settings.agi_port, settings.agi_allow)
+        services.agi = FastAGIServer(routes, settings.agi_host, settings.agi_port, settings.agi_allow,
+                                     limits=AGILimits.from_settings(settings))
         try:
             await services.agi.start()
         except OSError as exc:
