@@ -69,3 +69,14 @@ def test_prompts_dir_found_from_another_directory(tmp_path, monkeypatch):
     assert (s.prompts_dir / "ru" / "greeting.j2").is_file()
     with pytest.raises(ConfigError, match="IVR_PROMPTS_DIR"):
         load_settings(None, environ={"IVR_PROMPTS_DIR": str(tmp_path / "nope")})
+
+
+@pytest.mark.parametrize("raw", ["2000", "2100-2000", "0001-2100", "2000-9999", "twenty-21", "2000..x"])
+def test_import_years_bad_values_name_the_key(tmp_path, raw):
+    with pytest.raises(ConfigError, match="IVR_IMPORT_YEARS"):
+        load_settings(tmp_path / "none.env", environ={"IVR_IMPORT_YEARS": raw})
+
+
+def test_import_years_default_and_override(tmp_path):
+    assert load_settings(tmp_path / "none.env", environ={}).import_years == (2000, 2100)
+    assert load_settings(tmp_path / "none.env", environ={"IVR_IMPORT_YEARS": "1990..2050"}).import_years == (1990, 2050)

@@ -185,8 +185,10 @@ def import_accounts(
         with sessions() as session:
             report.seen_before = _seen_before(session, "accounts", src.sha256)
         bar = _progress_bar(progress, src, "accounts")
-        parser_kw = {"region": settings.default_region, "default_currency": settings.default_currency,
-                     "default_language": settings.default_language}
+        parser_kw: dict[str, Any] = {
+            "region": settings.default_region, "default_currency": settings.default_currency,
+            "default_language": settings.default_language, "years": settings.import_years,
+        }
         if parallel is None:
             parallel = isinstance(source, (str, Path)) and src.size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
         engine = _engine(sessions)
@@ -253,7 +255,7 @@ def import_payments(
     src = open_csv(source)
     try:
         cols = (columns or ColumnMap.default()).resolve("payments", src.header)
-        parser = PaymentParser(cols)
+        parser = PaymentParser(cols, settings.import_years)
         report = ImportReport(kind="payments", encoding=src.encoding_label, delimiter=src.delimiter,
                               filename=_name_of(source, filename), sha256=src.sha256, dry_run=dry_run)
         with sessions() as session:

@@ -11,6 +11,9 @@ Decisions (documented for admins in `ivr import --help`):
   dialer derives it from the phone number); empty dates are allowed.
 - Unknown currency, language or time zone reject the row: the robot could not speak the amount
   or would call at the wrong hours.
+- A date outside the years of IVR_IMPORT_YEARS (default 2000-2100) rejects the row: 01.01.0001
+  or 31.12.9999 is a billing typo or placeholder, and the ladder's date arithmetic (block date
+  minus days, promise horizons) would leave the calendar.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ _MSK_ZONES = {
 _MSK_RE = re.compile(r"(?:мск|msk)\s*(?:([+-])\s*(\d{1,2}))?")
 _UTC_RE = re.compile(r"(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?00)?")
 _PHONE_PARTS = re.compile(r"[,;]")
+DEFAULT_YEARS = (2000, 2100)
 _WS = re.compile(r"\s+")
 
 
@@ -236,9 +240,20 @@ def _bad(line: int, field: str, what: str, value: str, why: str) -> RowError:
 
 
 class _RowParser:
-    def __init__(self, cols: Resolved) -> None:
+    def __init__(self, cols: Resolved, years: tuple[int, int] = DEFAULT_YEARS) -> None:
         self.cols = cols
         self.width = cols.width
+        self.first_day = dt.date(years[0], 1, 1)
+        self.last_day = dt.date(years[1], 12, 31)
+        self._years_text = f"outside the years {years[0]}-{years[1]} (IVR_IMPORT_YEARS)"
+
+    def _checked_date(self, raw: str) -> dt.date | None:
+        """A date of the accepted years; ValueProblem otherwise (parse_date is cached, so the
+        range is checked here, per parser)."""
+        day = parse_date(raw)
+        if day is not None and not self.first_day <= day <= self.last_day:
+            raise ValueProblem(self._years_text)
+        return day
 
     def _width_error(self, line: int, fields: list[str]) -> RowError | None:
         n = len(fields)
@@ -257,8 +272,9 @@ class _RowParser:
 class AccountParser(_RowParser):
     """Validates account rows of one file (column positions resolved from its header)."""
 
-    def __init__(self, cols: Resolved, *, region: str, default_currency: str, default_language: str) -> None:
-        super().__init__(cols)
+    def __init__(self, cols: Resolved, *, region: str, default_currency: str, default_language: str,
+                 years: tuple[int, int] = DEFAULT_YEARS) -> None:
+        super().__init__(cols, years)
         self.region = region
         self.default_currency = default_currency
         self.default_language = default_language
@@ -317,13 +333,13 @@ class AccountParser(_RowParser):
         pos = self._due
         raw = fields[pos].strip() if pos is not None else ""
         try:
-            due = parse_date(raw) if raw else None
+            due = self._checked_date(raw) if raw else None
         except ValueProblem as exc:
             return None, [_bad(line, "due_date", "bad date", raw, str(exc))]
         pos = self._block
         raw = fields[pos].strip() if pos is not None else ""
         try:
-            block = parse_date(raw) if raw else None
+            block = self._checked_date(raw) if raw else None
         except ValueProblem as exc:
             return None, [_bad(line, "block_date", "bad date", raw, str(exc))]
         pos = self._tz
@@ -385,8 +401,8 @@ class AccountParser(_RowParser):
 
 
 class PaymentParser(_RowParser):
-    def __init__(self, cols: Resolved) -> None:
-        super().__init__(cols)
+    def __init__(self, cols: Resolved, years: tuple[int, int] = DEFAULT_YEARS) -> None:
+        super().__init__(cols, years)
         ix = cols.index
         self._id = ix["payment_id"]
         self._account = ix["account"]
@@ -418,7 +434,7 @@ class PaymentParser(_RowParser):
         if not raw_date:
             return None, [RowError(line, "missing payment date", "paid_on", "")]
         try:
-            paid_on = parse_date(raw_date)
+            paid_on = self._checked_date(raw_date)
         except ValueProblem as exc:
             return None, [_bad(line, "paid_on", "bad date", raw_date, str(exc))]
         assert paid_on is not None

@@ -69,7 +69,7 @@ class AccountBatcher:
             yield rows, errors, total, src.position()
 
 
-def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, str],
+def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
             batch_size: int, dialect: str, out: Any) -> None:
     """Child process: parse the file and send batches; None at the end, ("error", text) on failure."""
     try:
@@ -85,7 +85,7 @@ def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw
         out.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, str],
+def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
                      batch_size: int, dialect: str) -> Iterator[Batch]:
     """Batches parsed by a child process (same content and order as AccountBatcher.batches)."""
     ctx = mp.get_context("spawn")

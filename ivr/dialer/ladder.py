@@ -214,6 +214,10 @@ class LadderReport:
     changed: int = 0
     conflicts: int = 0  # another process changed the case first; retried next tick
     events: Counter[str] = field(default_factory=Counter)
+    # cases whose decision or write raised (bad data such as a date the calendar cannot shift):
+    # logged and skipped, so that one bad row never stops the tick for every other case
+    failed: int = 0
+    failed_ids: list[int] = field(default_factory=list)  # the first 100
 
 
 LOCAL_DATE_LEAD = dt.timedelta(hours=14)  # UTC+14: the furthest-ahead local date on Earth
@@ -268,6 +272,9 @@ def advance_cases(session: Session, rules: Rules, now: dt.datetime, *, chunk: in
         _advance_chunk(session, rules, now, ids[start:start + chunk], report)
     if report.changed:
         log.info("ladder tick: %d cases examined, %d changed %s", report.examined, report.changed, dict(report.events))
+    if report.failed:
+        log.error("ladder tick: %d case(s) skipped because of an error (cases %s); the others were advanced",
+                  report.failed, report.failed_ids[:20])
     return report
 
 
@@ -298,19 +305,31 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
     default_zone = zone(rules.default_timezone) or ZoneInfo("UTC")
     for row in rows:
         report.examined += 1
-        name = resolve_timezone(row.timezone, first_phone.get(row.account_id), rules.default_timezone)
-        # Dates of the ladder need some zone even when calling is impossible (fail closed there).
-        tz = (zone(name) if name else None) or default_zone
-        view = CaseView(
-            state=row.state, opened_on=row.opened_on, amount_owed=Decimal(row.amount_owed),
-            block_date=row.block_date, stage_code=row.stage_code, attempts_in_stage=row.attempts_in_stage,
-            next_attempt_at=row.next_attempt_at, pending_promise_date=promised.get(row.id),
-            promise_broken=bool(row.promise_broken),
-        )
-        decision = decide(view, rules, to_utc(now).astimezone(tz).date(), tz)
-        if not decision.changed:
+        try:
+            name = resolve_timezone(row.timezone, first_phone.get(row.account_id), rules.default_timezone)
+            # Dates of the ladder need some zone even when calling is impossible (fail closed there).
+            tz = (zone(name) if name else None) or default_zone
+            view = CaseView(
+                state=row.state, opened_on=row.opened_on, amount_owed=Decimal(row.amount_owed),
+                block_date=row.block_date, stage_code=row.stage_code, attempts_in_stage=row.attempts_in_stage,
+                next_attempt_at=row.next_attempt_at, pending_promise_date=promised.get(row.id),
+                promise_broken=bool(row.promise_broken),
+            )
+            decision = decide(view, rules, to_utc(now).astimezone(tz).date(), tz)
+            if not decision.changed:
+                continue
+            # a savepoint per write: a statement that fails for this case is undone alone, and on
+            # PostgreSQL the transaction stays usable for the cases after it
+            with session.begin_nested():
+                applied = apply_decision(session, row.id, row.account_id, view, decision, now)
+        except Exception:  # noqa: BLE001 - any bad row: log it, skip it, keep the tick going
+            report.failed += 1
+            if len(report.failed_ids) < 100:
+                report.failed_ids.append(row.id)
+            log.exception("ladder: case %s (account %s) skipped: it could not be advanced "
+                          "(block date %s, opened on %s)", row.id, row.account_id, row.block_date, row.opened_on)
             continue
-        if apply_decision(session, row.id, row.account_id, view, decision, now):
+        if applied:
             report.changed += 1
             report.events.update(e.split(":")[0] for e in decision.events)
         else:
