@@ -26,8 +26,14 @@ from tqdm import tqdm
 
 from ivr.billing.bulk import Native
 from ivr.billing.columns import ColumnMap
-from ivr.billing.csvread import CsvFileError, CsvSource, open_csv
-from ivr.billing.parse import AccountParser, PaymentParser, PaymentRow, RowError
+from ivr.billing.csvread import BrokenRecord, CsvFileError, CsvSource, open_csv
+from ivr.billing.parse import (
+    AccountParser,
+    PaymentParser,
+    PaymentRow,
+    RowError,
+    broken_record_error,
+)
 from ivr.billing.payments import apply_payment
 from ivr.billing.pipeline import AccountBatcher, parallel_batches
 from ivr.billing.store import AccountStore, BatchResult
@@ -266,6 +272,9 @@ def import_payments(
         def good_rows() -> Iterator[PaymentRow]:
             for line, fields in src.rows():
                 report.rows_total += 1
+                if isinstance(fields, BrokenRecord):
+                    report.errors.append(broken_record_error(line, fields))
+                    continue
                 row, problems = parser.parse(line, fields)
                 if row is None:
                     report.errors.extend(problems)

@@ -11,6 +11,8 @@ Decisions (documented for admins in `ivr import --help`):
   dialer derives it from the phone number); empty dates are allowed.
 - Unknown currency, language or time zone reject the row: the robot could not speak the amount
   or would call at the wrong hours.
+- Text that is UTF-8 decoded with a one-byte code page somewhere before the file reached us
+  ("Р˜РІР°РЅРѕРІ" for "Иванов") rejects the row: the robot would read the garbage aloud.
 - A date outside the years of IVR_IMPORT_YEARS (default 2000-2100) rejects the row: 01.01.0001
   or 31.12.9999 is a billing typo or placeholder, and the ladder's date arithmetic (block date
   minus days, promise horizons) would leave the calendar.
@@ -27,7 +29,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ivr.billing.columns import Resolved
-from ivr.billing.csvread import ValueProblem, parse_amount, parse_date
+from ivr.billing.csvread import BrokenRecord, ValueProblem, parse_amount, parse_date
 from ivr.phone import PhoneError, normalize_with_country
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "PaymentParser",
     "PaymentRow",
     "RowError",
+    "broken_record_error",
     "normalize_currency",
     "normalize_language",
     "normalize_timezone",
@@ -235,6 +238,44 @@ def _split_blanks(tokens: list[str], region: str) -> tuple[list[tuple[str, str |
     return found, acc
 
 
+# UTF-8 decoded as Windows-1251/1252 or Latin-1 ("mojibake"): every continuation byte 0x80-0xBF
+# of the UTF-8 became one of these characters, so text without any of them cannot be mojibake.
+_ONE_BYTE_CODECS = ("cp1251", "cp1252", "latin-1")
+_CONTINUATION_CHARS = re.compile("[" + re.escape("".join(sorted({
+    bytes([b]).decode(codec, errors="ignore") for codec in _ONE_BYTE_CODECS for b in range(0x80, 0xC0)
+}))) + "]")
+
+
+def garbled(text: str) -> str | None:
+    """What `text` should read when it is UTF-8 decoded with a one-byte code page, else None.
+
+    Real names do not round-trip: a Cyrillic word in Windows-1251 is valid UTF-8 only if nearly
+    every letter is followed by one of 'ё', 'і', '№', '«' ... (the bytes 0x80-0xBF)."""
+    if text.isascii() or _CONTINUATION_CHARS.search(text) is None:
+        return None
+    for codec in _ONE_BYTE_CODECS:
+        try:
+            fixed = text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+        if fixed != text:
+            return fixed
+    return None
+
+
+def _garbled_error(line: int, field: str, what: str, value: str) -> RowError | None:
+    fixed = garbled(value)
+    if fixed is None:
+        return None
+    return _bad(line, field, what, value, f"garbled: UTF-8 text decoded in a one-byte encoding before this file "
+                                          f"was written; it should read {fixed!r}")
+
+
+def broken_record_error(line: int, record: BrokenRecord) -> RowError:
+    """The report line of a record the CSV reader could not read (a stray quote, a huge field)."""
+    return RowError(line, f"unreadable record: {record.reason}", None, record.text or None)
+
+
 def _bad(line: int, field: str, what: str, value: str, why: str) -> RowError:
     return RowError(line, f"{what} {value!r} ({why})", field, value)
 
@@ -362,6 +403,10 @@ class AccountParser(_RowParser):
         tariff = intern(fields[pos].strip()) if pos is not None else ""
         if len(service) > 200 or len(tariff) > 100:
             return None, [RowError(line, "service or tariff name too long (max 200 / 100 characters)", "service_name")]
+        for field_name, what, value in (("holder_name", "bad holder name", holder),
+                                        ("service_name", "bad service name", service), ("tariff", "bad tariff", tariff)):
+            if not value.isascii() and (err := _garbled_error(line, field_name, what, value)) is not None:
+                return None, [err]
 
         errors: list[RowError] = []
         if self._single_phone:

@@ -18,8 +18,8 @@ from typing import Any
 
 from ivr.billing.bulk import Native
 from ivr.billing.columns import Resolved
-from ivr.billing.csvread import CsvSource, open_csv
-from ivr.billing.parse import AccountParser, RowError
+from ivr.billing.csvread import BrokenRecord, CsvSource, open_csv
+from ivr.billing.parse import AccountParser, RowError, broken_record_error
 from ivr.billing.store import StoreRow, store_row
 
 __all__ = ["AccountBatcher", "Batch", "parallel_batches"]
@@ -50,6 +50,9 @@ class AccountBatcher:
         total = 0
         for line, fields in src.rows():
             total += 1
+            if isinstance(fields, BrokenRecord):
+                errors.append(broken_record_error(line, fields))
+                continue
             row, problems = parse(line, fields)
             if row is None:
                 errors.extend(problems)

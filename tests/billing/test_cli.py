@@ -17,6 +17,7 @@ from ivr.db.models import Account, DebtCase, ImportRun, Payment
 from ivr.sample import ACCOUNTS_CSV, PAYMENTS_CSV
 from ivr.sample.generate import BROKEN_ACCOUNT_LINES, WARNING_LINE
 from tests.billing.test_exporter import fill
+from tests.billing.test_import_broken import STRAY_QUOTE, utf8_file_with_one_cp1251_line
 
 
 @pytest.fixture
@@ -150,3 +151,29 @@ def test_committed_sample_matches_its_generator(tmp_path):
     accounts.read_bytes().decode("cp1251")  # Windows-1251 ...
     with pytest.raises(UnicodeDecodeError):
         accounts.read_bytes().decode("utf-8")  # ... and not UTF-8
+
+
+# --- broken input ---------------------------------------------------------------------------------
+
+def _ids(sessions):
+    with sessions() as s:
+        return s.scalars(select(Account.external_id)).all()
+
+
+def test_cli_reports_the_broken_line_and_imports_the_rest(ivr, tmp_path, sessions):
+    path = tmp_path / "q.csv"
+    path.write_bytes(STRAY_QUOTE.encode("cp1251"))
+    ivr("db", "upgrade")
+    code, out, err = ivr("import", "accounts", str(path), "--no-progress")
+    assert code == 0, err
+    assert "line 3: unreadable record: a quote opened on this line is never closed" in out
+    assert "Traceback" not in out + err
+    assert sorted(_ids(sessions)) == ["B-1", "B-3", "B-4"]
+
+
+def test_cli_refuses_a_mixed_file_with_the_line_numbers(ivr, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(utf8_file_with_one_cp1251_line())
+    ivr("db", "upgrade")
+    code, _out, err = ivr("import", "accounts", str(path), "--no-progress")
+    assert code == 1 and "nothing imported: the file mixes encodings: line(s) 6 are not UTF-8" in err
