@@ -122,7 +122,8 @@ def report_json(report: Any) -> dict[str, Any]:
 
 
 async def _import(request: Request, kind: str) -> Response:
-    from ivr.billing.importer import import_accounts, import_payments
+    from ivr.billing.columns import ColumnError
+    from ivr.billing.importer import ImportFileError, import_accounts, import_payments
 
     name = await authenticate(request)
     rows = await _json_rows(request)
@@ -131,8 +132,12 @@ async def _import(request: Request, kind: str) -> Response:
     web = ctx(request)
     fn = import_accounts if kind == "accounts" else import_payments
     data = rows_to_csv(rows)
-    report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
-                                                today=web.today(), filename=f"api:{name}"))
+    try:
+        report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
+                                                    today=web.today(), filename=f"api:{name}"))
+    except ImportFileError as exc:  # e.g. no known field in the objects: the CLI's message, as JSON
+        log.info("API %s import by token %s refused: %s", kind, name, exc)
+        return json_response({"error": f"nothing imported: {exc}"}, 422 if isinstance(exc, ColumnError) else 400)
     log.info("API %s import by token %s: %s", kind, name, report.summary())
     body = report_json(report)
     # errors are per line of the list: line 2 is the first object (line 1 is the CSV header)
