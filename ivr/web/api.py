@@ -79,6 +79,8 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> bytes:
             if key not in header:
                 header.append(str(key))
     out = io.StringIO()
+    # a plain csv.writer, not ivr.csvsafe: this CSV is the importer's input, never opened in a
+    # spreadsheet, and an apostrophe added here would be stored with the data
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
