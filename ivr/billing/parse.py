@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.billing.columns import Resolved
 from ivr.billing.csvread import BrokenRecord, ValueProblem, parse_amount, parse_date
-from ivr.phone import PhoneError, normalize_with_country
+from ivr.phone import PhoneError, costs_extra, normalize_with_country
 
 __all__ = [
     "AccountParser",
@@ -174,8 +174,18 @@ def parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], 
     """Numbers in priority order as (E.164, country), and the bad ones as (text, reason).
 
     Numbers are separated by ',' or ';'; blanks separate numbers only when a part is not one
-    number by itself ("89161234567 84951234567" is two, "8 916 123 45 67" is one).
+    number by itself ("89161234567 84951234567" is two, "8 916 123 45 67" is one). A premium-rate
+    or shared-cost number is a bad one: the robot must never pay to call a debtor.
     """
+    good, bad = _parse_phones(text, region)
+    if any(costs_extra(number) for number, _country in good):
+        bad = [*bad, *((number, f"{costs_extra(number)}: the robot does not call it")
+                       for number, _country in good if costs_extra(number))]
+        good = [item for item in good if not costs_extra(item[0])]
+    return good, bad
+
+
+def _parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
     if "," not in text and ";" not in text:
         try:
             return [normalize_with_country(text, region)], []  # the common case: one number
