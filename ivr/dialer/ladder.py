@@ -326,8 +326,10 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
             report.failed += 1
             if len(report.failed_ids) < 100:
                 report.failed_ids.append(row.id)
-            log.exception("ladder: case %s (account %s) skipped: it could not be advanced "
-                          "(block date %s, opened on %s)", row.id, row.account_id, row.block_date, row.opened_on)
+            # the same bad rows fail every tick: one traceback per tick, the others in the summary
+            log.log(logging.ERROR if report.failed == 1 else logging.DEBUG,
+                    "ladder: case %s (account %s) skipped: it could not be advanced (block date %s, opened on %s)",
+                    row.id, row.account_id, row.block_date, row.opened_on, exc_info=True)
             continue
         if applied:
             report.changed += 1
