@@ -248,12 +248,17 @@ def _split_blanks(tokens: list[str], region: str) -> tuple[list[tuple[str, str |
     return found, acc
 
 
-# UTF-8 decoded as Windows-1251/1252 or Latin-1 ("mojibake"): every continuation byte 0x80-0xBF
-# of the UTF-8 became one of these characters, so text without any of them cannot be mojibake.
-_ONE_BYTE_CODECS = ("cp1251", "cp1252", "latin-1")
-_CONTINUATION_CHARS = re.compile("[" + re.escape("".join(sorted({
-    bytes([b]).decode(codec, errors="ignore") for codec in _ONE_BYTE_CODECS for b in range(0x80, 0xC0)
-}))) + "]")
+# UTF-8 decoded as Windows-1251/1252 or Latin-1 ("mojibake"): each multi-byte character became
+# a lead-byte character (0xC2-0xF4) followed by continuation-byte characters (0x80-0xBF), so text
+# without such a pair cannot be mojibake in that code page (a quick test before the real one).
+def _pair(codec: str) -> re.Pattern[str]:
+    def chars(low: int, high: int) -> str:
+        return re.escape("".join(bytes([b]).decode(codec, errors="ignore") for b in range(low, high + 1)))
+
+    return re.compile(f"[{chars(0xC2, 0xF4)}][{chars(0x80, 0xBF)}]")
+
+
+_MOJIBAKE_PAIRS = tuple((codec, _pair(codec)) for codec in ("cp1251", "cp1252", "latin-1"))
 
 
 def garbled(text: str) -> str | None:
@@ -261,9 +266,11 @@ def garbled(text: str) -> str | None:
 
     Real names do not round-trip: a Cyrillic word in Windows-1251 is valid UTF-8 only if nearly
     every letter is followed by one of 'ё', 'і', '№', '«' ... (the bytes 0x80-0xBF)."""
-    if text.isascii() or _CONTINUATION_CHARS.search(text) is None:
+    if text.isascii():
         return None
-    for codec in _ONE_BYTE_CODECS:
+    for codec, pair in _MOJIBAKE_PAIRS:
+        if pair.search(text) is None:
+            continue
         try:
             fixed = text.encode(codec).decode("utf-8")
         except UnicodeError:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ivr.billing.csvread import BrokenRecord, CsvFileError, open_csv
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DELIMITERS = (";", ",", "\t", "|")
 ENCODINGS = ("utf-8", "utf-8-sig", "cp1251")
 # text of one physical line: no line breaks (the reader's only line ends are CR and LF)

@@ -20,7 +20,7 @@ from ivr.wiring import Database
 from tests.billing.conftest import NOW, TODAY
 
 # one database per test, shared by its examples: each example's ids are new
-FUZZ = settings(max_examples=25, deadline=None,
+FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 _run = itertools.count(1)
 SETTINGS = Settings(default_region="RU", default_language="ru", default_currency="RUB", default_timezone="Europe/Moscow")
