@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 
 from ivr.billing.columns import Resolved
 from ivr.billing.csvread import BrokenRecord, ValueProblem, parse_amount, parse_date
-from ivr.phone import PhoneError, costs_extra, normalize_with_country
+from ivr.billing.mojibake import garbled
+from ivr.billing.phones import parse_phones
 
 __all__ = [
     "AccountParser",
@@ -71,7 +72,6 @@ _MSK_ZONES = {
 }
 _MSK_RE = re.compile(r"(?:мск|msk)\s*(?:([+-])\s*(\d{1,2}))?")
 _UTC_RE = re.compile(r"(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?00)?")
-_PHONE_PARTS = re.compile(r"[,;]")
 DEFAULT_YEARS = (2000, 2100)
 _WS = re.compile(r"\s+")
 
@@ -168,116 +168,6 @@ def normalize_timezone(raw: str) -> str | None:
         raise ValueProblem("not a zone name such as Europe/Moscow, МСК+4 or UTC+7")
     _TZ_CACHE[text] = zone
     return zone
-
-
-def parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
-    """Numbers in priority order as (E.164, country), and the bad ones as (text, reason).
-
-    Numbers are separated by ',' or ';'; blanks separate numbers only when a part is not one
-    number by itself ("89161234567 84951234567" is two, "8 916 123 45 67" is one). A premium-rate
-    or shared-cost number is a bad one: the robot must never pay to call a debtor.
-    """
-    good, bad = _parse_phones(text, region)
-    if any(costs_extra(number) for number, _country in good):
-        bad = [*bad, *((number, f"{costs_extra(number)}: the robot does not call it")
-                       for number, _country in good if costs_extra(number))]
-        good = [item for item in good if not costs_extra(item[0])]
-    return good, bad
-
-
-def _parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
-    if "," not in text and ";" not in text:
-        try:
-            return [normalize_with_country(text, region)], []  # the common case: one number
-        except PhoneError:
-            pass
-    good: list[tuple[str, str | None]] = []
-    bad: list[tuple[str, str]] = []
-    seen: set[str] = set()
-
-    def add(item: tuple[str, str | None]) -> None:
-        if item[0] not in seen:
-            seen.add(item[0])
-            good.append(item)
-
-    for part in _PHONE_PARTS.split(text) if ("," in text or ";" in text) else (text,):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            add(normalize_with_country(part, region))
-            continue
-        except PhoneError as exc:
-            whole_reason = str(exc)
-        tokens = part.split()
-        if len(tokens) < 2:
-            bad.append((part, whole_reason))
-            continue
-        found, leftover = _split_blanks(tokens, region)
-        for item in found:
-            add(item)
-        if not found:
-            bad.append((part, whole_reason))
-        elif leftover:
-            rest = " ".join(leftover)
-            try:
-                add(normalize_with_country(rest, region))  # a short number at the end
-            except PhoneError as exc:
-                bad.append((rest, str(exc)))
-    return good, bad
-
-
-def _split_blanks(tokens: list[str], region: str) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """Blank-separated numbers: each token a number, else greedy groups of >= 10 digits."""
-    try:
-        return [normalize_with_country(t, region) for t in tokens], []
-    except PhoneError:
-        pass
-    found: list[tuple[str, str | None]] = []
-    acc: list[str] = []
-    for token in tokens:
-        acc.append(token)
-        joined = " ".join(acc)
-        if sum(c.isdigit() for c in joined) < 10:
-            continue
-        try:
-            found.append(normalize_with_country(joined, region))
-            acc = []
-        except PhoneError:
-            continue
-    return found, acc
-
-
-# UTF-8 decoded as Windows-1251/1252 or Latin-1 ("mojibake"): each multi-byte character became
-# a lead-byte character (0xC2-0xF4) followed by continuation-byte characters (0x80-0xBF), so text
-# without such a pair cannot be mojibake in that code page (a quick test before the real one).
-def _pair(codec: str) -> re.Pattern[str]:
-    def chars(low: int, high: int) -> str:
-        return re.escape("".join(bytes([b]).decode(codec, errors="ignore") for b in range(low, high + 1)))
-
-    return re.compile(f"[{chars(0xC2, 0xF4)}][{chars(0x80, 0xBF)}]")
-
-
-_MOJIBAKE_PAIRS = tuple((codec, _pair(codec)) for codec in ("cp1251", "cp1252", "latin-1"))
-
-
-def garbled(text: str) -> str | None:
-    """What `text` should read when it is UTF-8 decoded with a one-byte code page, else None.
-
-    Real names do not round-trip: a Cyrillic word in Windows-1251 is valid UTF-8 only if nearly
-    every letter is followed by one of 'ё', 'і', '№', '«' ... (the bytes 0x80-0xBF)."""
-    if text.isascii():
-        return None
-    for codec, pair in _MOJIBAKE_PAIRS:
-        if pair.search(text) is None:
-            continue
-        try:
-            fixed = text.encode(codec).decode("utf-8")
-        except UnicodeError:
-            continue
-        if fixed != text:
-            return fixed
-    return None
 
 
 def _garbled_error(line: int, field: str, what: str, value: str) -> RowError | None:
