@@ -8,7 +8,8 @@ from a line source that counts lines and can put lines back, and a record is bro
 - a quote opened on its first line is not closed within MAX_RECORD_LINES lines, or never;
 - it spans several lines but has not the header's number of fields (a quoted field with line
   breaks in it is legitimate; a stray quote that glued rows together is not);
-- a physical line is longer than MAX_LINE_CHARS (it is skipped unread, so memory stays bounded).
+- a physical line is longer than MAX_LINE_CHARS (it is skipped unread, so memory stays bounded)
+  or holds a NUL character (binary data, which PostgreSQL cannot store in text).
 A broken record is reported on the line it starts on, and the lines after that first line are
 read again as records of their own: the good rows after a stray quote are kept.
 """
@@ -43,7 +44,7 @@ class _TooManyLines(Exception):
     pass
 
 
-class _LineTooLong(Exception):
+class _UnreadableLine(Exception):
     pass
 
 
@@ -53,10 +54,11 @@ class _Lines:
     def __init__(self, text: TextIO, next_number: int) -> None:
         self._readline = text.readline
         self.next_number = next_number
-        self.pending: deque[tuple[int, str | None]] = deque()  # None: an over-long line, skipped
+        self.pending: deque[tuple[int, str | None]] = deque()  # None: an unreadable line
         self.taken: list[tuple[int, str]] = []  # the lines of the record being read
         self.ran_dry = False  # the reader asked for a line after the last one
-        self.too_long_at = 0
+        self.unreadable: dict[int, str] = {}  # line number -> why (lines that may be read again)
+        self.unreadable_at = 0
 
     def __iter__(self) -> _Lines:
         return self
@@ -75,10 +77,14 @@ class _Lines:
             if len(line) >= MAX_LINE_CHARS and line[-1] not in "\r\n":
                 while (rest := self._readline(MAX_LINE_CHARS)) and rest[-1] not in "\r\n":
                     pass  # skip the rest of the physical line
+                self.unreadable[number] = f"line longer than {MAX_LINE_CHARS >> 20} MB"
+                line = None
+            elif "\x00" in line:
+                self.unreadable[number] = "binary data (a NUL character) in the line"
                 line = None
         if line is None:
-            self.too_long_at = number
-            raise _LineTooLong
+            self.unreadable_at = number
+            raise _UnreadableLine
         self.taken.append((number, line))
         return line
 
@@ -110,15 +116,15 @@ class RecordSplitter:
             except _TooManyLines:
                 reason = (f"a quote opened on this line is not closed within {MAX_RECORD_LINES} lines "
                           "(a stray \" character?); the lines after it were read on their own")
-            except _LineTooLong:
+            except _UnreadableLine:
                 if not taken:
-                    yield lines.too_long_at, BrokenRecord(f"line longer than {MAX_LINE_CHARS >> 20} MB")
+                    yield lines.unreadable_at, BrokenRecord(lines.unreadable.pop(lines.unreadable_at))
                     continue
-                # inside a record that started earlier: that record is broken; the long line is
+                # inside a record that started earlier: that record is broken; the bad line is
                 # reported when it is reached again as a record of its own
-                lines.put_back([(lines.too_long_at, None)])
-                reason = ("a quote opened on this line runs into an over-long line (a stray \" character?); "
-                          "the lines after it were read on their own")
+                lines.put_back([(lines.unreadable_at, None)])
+                reason = (f"a quote opened on this line runs into line {lines.unreadable_at}, which cannot be read "
+                          "(a stray \" character?); the lines after it were read on their own")
             else:
                 if len(taken) == 1 and not lines.ran_dry:  # the common case: one line, one record
                     if fields and (len(fields) > 1 or fields[0].strip()):

@@ -97,3 +97,17 @@ def test_double_encoded_names_are_rejected_not_stored(db, write_file, settings):
     assert [(e.line, e.field) for e in report.errors] == [(2, "holder_name")]
     assert "'Семёнов Олег'" in report.errors[0].reason  # what it should have been
     assert ids(db.sessions) == ["G-2"]
+
+
+def test_a_file_replaced_under_the_parser_process_is_a_file_error(write_file):
+    from ivr.billing.columns import ColumnMap
+    from ivr.billing.csvread import open_csv
+    from ivr.billing.pipeline import parallel_batches
+
+    path = write_file("a.csv", STRAY_QUOTE)
+    src = open_csv(path)
+    cols = ColumnMap.default().resolve("accounts", src.header)
+    src.close()
+    kw = {"region": "RU", "default_currency": "RUB", "default_language": "ru"}
+    with pytest.raises(ImportFileError, match="the file changed while it was being imported"):
+        list(parallel_batches(path, (src.encoding, src.sha256, src.size + 1), cols, kw, 10, "sqlite"))

@@ -72,3 +72,11 @@ def test_the_broken_record_shows_where_it_starts():
     src = open_csv(io.BytesIO(b'id;name;amt\n1;"Ivan;10\n'))
     ((line, broken),) = list(src.rows())
     assert line == 2 and isinstance(broken, BrokenRecord) and broken.text == '1;"Ivan;10'
+
+
+def test_a_line_with_a_nul_character_is_one_bad_record_even_after_the_first_megabyte():
+    # NUL in the first chunk refuses the file as binary; later, it is one line's problem
+    filler = "".join(f"{n};name {n};{n}\n" for n in range(2, 70_000))
+    text = "id;name;amt\n" + filler + "70000;bad\x00name;1\n70001;ok;2\n"
+    got = records(text)
+    assert got[-2:] == [(70_000, "binary data"), (70_001, ["70001", "ok", "2"])]
