@@ -19,7 +19,7 @@ from ivr.db.models import Account, Payment
 from ivr.wiring import Database
 from tests.billing.conftest import NOW, TODAY
 
-# one database per test, shared by its examples: each example's ids are new
+# one database per test (SQLite, then PostgreSQL), shared by its examples: each example's ids are new
 FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 _run = itertools.count(1)
@@ -74,38 +74,38 @@ def stored_ids(db: Database, run: int) -> set[str]:
 
 @FUZZ
 @given(st.data())
-def test_every_good_account_of_a_mixed_file_is_stored(db: Database, data: st.DataObject) -> None:
+def test_every_good_account_of_a_mixed_file_is_stored(any_db: Database, data: st.DataObject) -> None:
     run = next(_run)
     rows = data.draw(account_rows(run))
     content = data.draw(files(ACCOUNT_HEADER, rows))
     try:
-        report = import_accounts(db.sessions, io.BytesIO(content), settings=SETTINGS, today=TODAY, now=NOW,
+        report = import_accounts(any_db.sessions, io.BytesIO(content), settings=SETTINGS, today=TODAY, now=NOW,
                                  parallel=False)
     except ImportFileError as exc:
         # only a Windows-1251 junk line that happens to be valid UTF-8 makes a file "mixed"
         assert "mixes encodings" in str(exc), str(exc)
-        assert stored_ids(db, run) == set()
+        assert stored_ids(any_db, run) == set()
         return
-    assert stored_ids(db, run) == {r[0] for r in rows}
+    assert stored_ids(any_db, run) == {r[0] for r in rows}
     assert report.rows_ok >= len(rows) and report.rows_total == report.rows_ok + report.rows_bad
     assert all(e.line > 1 and e.reason for e in report.errors)
 
 
 @FUZZ
 @given(st.data())
-def test_every_good_payment_of_a_mixed_file_is_stored(db: Database, data: st.DataObject) -> None:
+def test_every_good_payment_of_a_mixed_file_is_stored(any_db: Database, data: st.DataObject) -> None:
     run = next(_run)
     account = f"#{run}-acc"
-    with db.sessions.begin() as s:
+    with any_db.sessions.begin() as s:
         s.add(Account(external_id=account, holder_name="Плательщик", balance=Decimal("1000000")))
     amounts = data.draw(st.lists(st.sampled_from(["10", "1 800,50", "0.01"]), min_size=1, max_size=10))
     rows = [[f"#{run}-p{n}", account, amount, "12.11.2026"] for n, amount in enumerate(amounts)]
     content = data.draw(files(PAYMENT_HEADER, rows))
     try:
-        import_payments(db.sessions, io.BytesIO(content), settings=SETTINGS, now=NOW)
+        import_payments(any_db.sessions, io.BytesIO(content), settings=SETTINGS, now=NOW)
     except ImportFileError as exc:
         assert "mixes encodings" in str(exc), str(exc)
         return
-    with db.sessions() as s:
+    with any_db.sessions() as s:
         stored = set(s.scalars(select(Payment.external_id).where(Payment.external_id.like(f"#{run}-p%"))))
     assert stored == {r[0] for r in rows}

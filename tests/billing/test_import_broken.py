@@ -111,3 +111,13 @@ def test_a_file_replaced_under_the_parser_process_is_a_file_error(write_file):
     kw = {"region": "RU", "default_currency": "RUB", "default_language": "ru"}
     with pytest.raises(ImportFileError, match="the file changed while it was being imported"):
         list(parallel_batches(path, (src.encoding, src.sha256, src.size + 1), cols, kw, 10, "sqlite"))
+
+
+def test_a_nul_character_past_the_first_megabyte_costs_one_row(any_db, settings):
+    # over a megabyte of rows with long (rejected) names first, so that the NUL is not in the
+    # first chunk, which refuses a binary file as a whole
+    padding = "".join(f"L-{n};{'я' * 100_000};89161110001;1,00\n" for n in range(6))
+    text = f"{HEADER}\n{padding}N-1;Нулев\x00ой;89161110002;1,00\nN-2;Петров Пётр;89161110003;1,00\n"
+    report = import_accounts(any_db.sessions, io.BytesIO(text.encode()), settings=settings, today=TODAY, now=NOW)
+    assert (report.errors[-1].line, report.errors[-1].reason) == (8, "unreadable record: binary data (a NUL character) in the line")
+    assert ids(any_db.sessions) == ["N-2"]
