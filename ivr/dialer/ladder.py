@@ -303,6 +303,18 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
     ):
         first_phone[account_id] = number  # ordered so that the first-priority number is kept
     default_zone = zone(rules.default_timezone) or ZoneInfo("UTC")
+
+    def skip(row: Any) -> None:
+        """A case that raised: logged, counted, left as it is; the tick goes on without it."""
+        report.failed += 1
+        if len(report.failed_ids) < 100:
+            report.failed_ids.append(row.id)
+        # the same bad rows fail every tick: one traceback per tick, the others in the summary
+        log.log(logging.ERROR if report.failed == 1 else logging.DEBUG,
+                "ladder: case %s (account %s) skipped: it could not be advanced (block date %s, opened on %s)",
+                row.id, row.account_id, row.block_date, row.opened_on, exc_info=True)
+
+    planned: list[tuple[Any, CaseView, Decision]] = []
     for row in rows:
         report.examined += 1
         try:
@@ -316,24 +328,35 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
                 promise_broken=bool(row.promise_broken),
             )
             decision = decide(view, rules, to_utc(now).astimezone(tz).date(), tz)
-            if not decision.changed:
-                continue
-            # a savepoint per write: a statement that fails for this case is undone alone, and on
-            # PostgreSQL the transaction stays usable for the cases after it
-            with session.begin_nested():
-                applied = apply_decision(session, row.id, row.account_id, view, decision, now)
-        except Exception:  # noqa: BLE001 - any bad row: log it, skip it, keep the tick going
-            report.failed += 1
-            if len(report.failed_ids) < 100:
-                report.failed_ids.append(row.id)
-            # the same bad rows fail every tick: one traceback per tick, the others in the summary
-            log.log(logging.ERROR if report.failed == 1 else logging.DEBUG,
-                    "ladder: case %s (account %s) skipped: it could not be advanced (block date %s, opened on %s)",
-                    row.id, row.account_id, row.block_date, row.opened_on, exc_info=True)
+        except Exception:  # noqa: BLE001 - bad data in one row (a date the calendar cannot shift ...)
+            skip(row)
             continue
-        if applied:
+        if decision.changed:
+            planned.append((row, view, decision))
+    if not planned:
+        return
+    applied: list[bool | None] = []
+    try:
+        # one savepoint for the chunk's writes (a savepoint per case costs two round trips each)
+        with session.begin_nested():
+            applied = [apply_decision(session, row.id, row.account_id, view, d, now) for row, view, d in planned]
+    except Exception:  # noqa: BLE001 - a write failed: find the case at fault, keep the others
+        # the chunk's writes were undone; redo them one savepoint each, so that a failed statement
+        # is undone alone and, on PostgreSQL, the transaction stays usable for the cases after it
+        applied = []
+        for row, view, d in planned:
+            try:
+                with session.begin_nested():
+                    applied.append(apply_decision(session, row.id, row.account_id, view, d, now))
+            except Exception:  # noqa: BLE001
+                skip(row)
+                applied.append(None)
+    for (_row, _view, d), done in zip(planned, applied, strict=True):
+        if done is None:
+            continue
+        if done:
             report.changed += 1
-            report.events.update(e.split(":")[0] for e in decision.events)
+            report.events.update(e.split(":")[0] for e in d.events)
         else:
             report.conflicts += 1
 
