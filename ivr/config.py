@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,9 @@ class Settings:
     audio_cache_dir: Path = Path("var/audio")
     recordings_dir: Path = Path("var/recordings")
     prompts_dir: Path = Path("prompts")
+    # import: dates in billing files outside these years (inclusive) are rejected by line; a
+    # year like 0001 or 9999 is a typo in billing and would overflow the ladder's date arithmetic
+    import_years: tuple[int, int] = (2000, 2100)
     # reports
     operator_minutes_per_call: float = 3.0
     log_level: str = "INFO"
@@ -128,6 +132,23 @@ def _seconds(key: str, raw: str, minimum: float, maximum: float = 86_400.0) -> f
     if not math.isfinite(value) or value > maximum:
         raise ConfigError(f"{key}: must be a number of seconds between {minimum} and {maximum:.0f}, got {raw.strip()!r}")
     return value
+
+
+# Bounds for IVR_IMPORT_YEARS itself: wide enough for any real billing, narrow enough that adding
+# a ladder's days to a date can never leave the calendar (dt.date stops at year 9999).
+_YEARS_LIMITS = (1900, 2999)
+
+
+def _years(key: str, raw: str) -> tuple[int, int]:
+    """'2000-2100' (or '2000..2100') -> (2000, 2100)."""
+    parts = [p.strip() for p in re.split(r"\.\.|-", raw.strip(), maxsplit=1)]
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"{key}: expected FIRST-LAST years such as 2000-2100, got {raw!r}")
+    first, last = int(parts[0]), int(parts[1])
+    low, high = _YEARS_LIMITS
+    if not low <= first <= last <= high:
+        raise ConfigError(f"{key}: expected {low} <= FIRST <= LAST <= {high}, got {raw!r}")
+    return first, last
 
 
 def _tz(key: str, raw: str) -> str:
@@ -223,6 +244,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_AUDIO_CACHE_DIR": ("audio_cache_dir", lambda k, v: Path(v.strip())),
     "IVR_RECORDINGS_DIR": ("recordings_dir", lambda k, v: Path(v.strip())),
     "IVR_PROMPTS_DIR": ("prompts_dir", lambda k, v: Path(v.strip())),
+    "IVR_IMPORT_YEARS": ("import_years", _years),
     "IVR_OPERATOR_MINUTES_PER_CALL": ("operator_minutes_per_call", lambda k, v: _float(k, v, 0.0)),
     "IVR_LOG_LEVEL": ("log_level", lambda k, v: v.strip().upper()),
 }

@@ -20,7 +20,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
 from phonenumbers import timezone as pn_timezone
 
-__all__ = ["PhoneError", "normalize_phone", "timezone_for_phone", "country_for_phone"]
+__all__ = ["PhoneError", "costs_extra", "normalize_phone", "timezone_for_phone", "country_for_phone"]
 
 # Digits, blanks and the punctuation people type around numbers; a leading '+'.
 _ALLOWED = re.compile(r"\+?[\d\s()./\-\u00a0\u202f]+")
@@ -188,6 +188,45 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     why the text is not a valid number.
     """
     return normalize_with_country(raw, region)[0]
+
+
+# Numbers whose call costs the caller extra: a debt-reminder robot never dials them (the billing
+# export may hold one by mistake, or planted: every call would pay its owner).
+_EXTRA_COST = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost number",
+}
+
+
+@lru_cache(maxsize=256)
+def _extra_cost_re(country_code: str) -> re.Pattern[str] | None:
+    """One regex for the premium-rate and shared-cost patterns of every region of a country code
+    (a cheap first look; phonenumbers has the last word)."""
+    patterns = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code), ()):
+        meta = PhoneMetadata.metadata_for_region(region)
+        for desc in (meta.premium_rate, meta.shared_cost) if meta is not None else ():
+            if desc is not None and desc.national_number_pattern:
+                patterns.append(f"(?:{desc.national_number_pattern})")
+    return re.compile("|".join(patterns)) if patterns else None
+
+
+def costs_extra(e164: str) -> str | None:
+    """'premium-rate number' / 'shared-cost number' when calling `e164` costs extra, else None."""
+    for size in (1, 2, 3):
+        cc, nsn = e164[1:1 + size], e164[1 + size:]
+        if cc.isdigit() and int(cc) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    pattern = _extra_cost_re(cc)
+    if pattern is None or pattern.fullmatch(nsn) is None:
+        return None  # the common case, without phonenumbers
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    except NumberParseException:
+        return None
+    return _EXTRA_COST.get(kind)
 
 
 @lru_cache(maxsize=65536)

@@ -106,3 +106,14 @@ def test_simulator_needs_no_secret_setting(tmp_path):
     s = load_settings(tmp_path / "none.env", environ={})
     assert s.use_simulator
     assert simulator_server(5038, 4).ami_secret == SIM_SECRET
+
+
+@pytest.mark.parametrize("raw", ["2000", "2100-2000", "0001-2100", "2000-9999", "twenty-21", "2000..x"])
+def test_import_years_bad_values_name_the_key(tmp_path, raw):
+    with pytest.raises(ConfigError, match="IVR_IMPORT_YEARS"):
+        load_settings(tmp_path / "none.env", environ={"IVR_IMPORT_YEARS": raw})
+
+
+def test_import_years_default_and_override(tmp_path):
+    assert load_settings(tmp_path / "none.env", environ={}).import_years == (2000, 2100)
+    assert load_settings(tmp_path / "none.env", environ={"IVR_IMPORT_YEARS": "1990..2050"}).import_years == (1990, 2050)

@@ -134,3 +134,22 @@ def test_fast_path_agrees_with_phonenumbers(text, region):
         assert isinstance(ours, str), (text, region, ours, ref)
     else:
         assert ours == ref, (text, region)
+
+
+def test_costs_extra_agrees_with_phonenumbers_on_every_example_number():
+    import phonenumbers
+    from phonenumbers import PhoneNumberType as T
+
+    from ivr.phone import costs_extra
+
+    labels = {T.PREMIUM_RATE: "premium-rate number", T.SHARED_COST: "shared-cost number"}
+    checked = 0
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in (T.PREMIUM_RATE, T.SHARED_COST, T.MOBILE, T.FIXED_LINE, T.TOLL_FREE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            assert costs_extra(e164) == labels.get(phonenumbers.number_type(example)), (region, kind, e164)
+            checked += 1
+    assert checked > 500

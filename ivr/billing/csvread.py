@@ -1,44 +1,46 @@
 """Reading billing CSV exports as billing systems really write them.
 
-Encoding: UTF-8 (with or without BOM) or Windows-1251, detected by a strict UTF-8 decode of the
-whole file (one streaming pass that also computes the file's SHA-256). Delimiter: `;`, `,`, tab
-or `|`, sniffed from the header line. Values: amounts with a decimal comma or point and blanks
-as thousands separators ("1 800,50", "1800.50", "1\u00a0800,50"); dates DD.MM.YYYY or ISO
-YYYY-MM-DD (a trailing time is ignored). Rows come with the line number they start on, so that
-every error can point at the line an admin sees in a text editor.
+Encoding: UTF-8 (with or without BOM) or Windows-1251, decided from every line of the file
+(ivr.billing.encoding; a file that mixes them is refused with the lines to fix). Delimiter: `;`,
+`,`, tab or `|`, sniffed from the header line. Records: a broken one (a stray quote, a field over
+128 KB) is reported on its line and the rows after it are read (ivr.billing.records). Values:
+amounts with a decimal comma or point and blanks as thousands separators ("1 800,50",
+"1800.50", "1\u00a0800,50"); dates DD.MM.YYYY or ISO YYYY-MM-DD (a trailing time is ignored).
+Rows come with the line number they start on, so that every error can point at the line an
+admin sees in a text editor.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
-import hashlib
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
+
+from ivr.billing.encoding import CHUNK, scan
+from ivr.billing.errors import CsvFileError
+from ivr.billing.records import MAX_LINE_CHARS, BrokenRecord, Record, RecordSplitter
 
 __all__ = [
+    "BrokenRecord",
     "CsvFileError",
     "CsvSource",
+    "Record",
     "open_csv",
     "parse_amount",
     "parse_date",
     "ValueProblem",
 ]
 
-_CHUNK = 1 << 20
 _DELIMITERS = (";", ",", "\t", "|")
 _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
-
-
-class CsvFileError(Exception):
-    """The file cannot be read as CSV at all (missing, binary, empty, no usable header)."""
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class ValueProblem(ValueError):
@@ -55,7 +57,7 @@ class CsvSource:
     size: int
     header: list[str]
     header_line: int
-    _reader: Any  # csv.reader (its type is private to the csv module)
+    _records: RecordSplitter
     _text: io.TextIOWrapper
     _binary: BinaryIO
 
@@ -70,19 +72,10 @@ class CsvSource:
         except (OSError, ValueError):
             return 0
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(line number the record starts on, fields); blank lines are skipped."""
-        reader = self._reader
-        offset = self.header_line
-        # csv.reader.line_num is the physical line where a record ENDS (quoted fields may span
-        # lines), so a record starts one line after the previous one ended
-        last_end = reader.line_num
-        for fields in reader:
-            start = offset + last_end + 1
-            last_end = reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            yield start, fields
+    def rows(self) -> Iterator[Record]:
+        """(line the record starts on, its fields, or a BrokenRecord saying why it cannot be read);
+        blank lines are skipped. A broken record never ends the iteration: the rows after it follow."""
+        return iter(self._records)
 
     def close(self) -> None:
         try:
@@ -91,46 +84,30 @@ class CsvSource:
             pass
 
 
-def _scan(fh: BinaryIO) -> tuple[str, str, int, bytes]:
-    """One pass: (encoding, sha256, size, first chunk)."""
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    utf8 = True
-    size = 0
-    first = b""
-    while True:
-        chunk = fh.read(_CHUNK)
-        if not chunk:
-            break
-        if not first:
-            first = chunk
-        size += len(chunk)
-        digest.update(chunk)
-        if utf8:
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError:
-                utf8 = False
-    if utf8:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            utf8 = False
-    if not utf8:
-        encoding = "cp1251"
-    elif first.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    else:
-        encoding = "utf-8"
-    return encoding, digest.hexdigest(), size, first
-
-
 def _sniff_delimiter(header_line: str) -> str:
     """The candidate delimiter that occurs most often in the header outside quotes."""
     unquoted = re.sub(r'"[^"]*"', "", header_line)
     counts = {d: unquoted.count(d) for d in _DELIMITERS}
     best = max(_DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ";"
+
+
+def _looks_utf16(first: bytes) -> bool:
+    if first.startswith(_UTF16_BOMS):
+        return True
+    sample = first[:4096]
+    # UTF-16 without a byte order mark, mostly ASCII (digits, delimiters): every other byte is NUL
+    return len(sample) >= 4 and max(sample[0::2].count(0), sample[1::2].count(0)) * 4 >= len(sample)
+
+
+def _check_kind(first: bytes) -> None:
+    if first.startswith(_XLSX_MAGIC) or first.startswith(_XLS_MAGIC):
+        raise CsvFileError("this is an Excel workbook, not CSV: save it as CSV (semicolon-separated) first")
+    if _looks_utf16(first):
+        raise CsvFileError("the file is UTF-16 text (Excel's \"Unicode text\"): save it as CSV UTF-8 "
+                           "or Windows-1251 and import it again")
+    if b"\x00" in first:
+        raise CsvFileError("the file contains binary data (NUL bytes); is it really a CSV export?")
 
 
 def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | None = None) -> CsvSource:
@@ -149,41 +126,40 @@ def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | 
         if not fh.seekable():
             fh = io.BytesIO(fh.read())
     start = fh.tell()
+    first = fh.read(CHUNK)
+    if not first:
+        raise CsvFileError("the file is empty")
+    _check_kind(first)  # before the encoding: a workbook or UTF-16 is neither UTF-8 nor Windows-1251
+    fh.seek(start)
     if detected is None:
-        encoding, sha, size, first = _scan(fh)
+        found = scan(fh)
+        encoding, sha, size = found.encoding, found.sha256, found.size
     else:
         encoding, sha, size = detected
-        first = fh.read(_CHUNK)
         if fh.seek(0, io.SEEK_END) - start != size:
             raise CsvFileError("the file changed while it was being imported")
     fh.seek(start)
-    if size == 0:
-        raise CsvFileError("the file is empty")
-    if first.startswith(_XLSX_MAGIC) or first.startswith(_XLS_MAGIC):
-        raise CsvFileError("this is an Excel workbook, not CSV: save it as CSV (semicolon-separated) first")
-    if b"\x00" in first:
-        raise CsvFileError("the file contains binary data (NUL bytes); is it really a CSV export?")
-    if encoding == "cp1251":
-        try:
-            first.decode("cp1251")
-        except UnicodeDecodeError:
-            raise CsvFileError("the file is neither UTF-8 nor Windows-1251 text") from None
     text = io.TextIOWrapper(fh, encoding=encoding, newline="", errors="strict")
     # the header decides the delimiter; skip blank lines before it
     header_text = ""
     header_line = 0
     while not header_text.strip():
-        header_text = text.readline()
+        header_text = text.readline(MAX_LINE_CHARS)
         header_line += 1
         if not header_text:
             raise CsvFileError("the file has no header row")
+    if len(header_text) >= MAX_LINE_CHARS:
+        raise CsvFileError(f"the header line is longer than {MAX_LINE_CHARS // 1024} KB: is it really a CSV export?")
     delimiter = _sniff_delimiter(header_text)
-    header = next(csv.reader([header_text], delimiter=delimiter))
-    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        header = next(csv.reader([header_text], delimiter=delimiter))
+    except csv.Error as exc:
+        raise CsvFileError(f"the header line cannot be read: {exc}") from None
+    records = RecordSplitter(text, delimiter=delimiter, width=len(header), first_line=header_line + 1)
     return CsvSource(
         encoding=encoding, delimiter=delimiter, sha256=sha, size=size,
         header=[h.strip() for h in header], header_line=header_line,
-        _reader=reader, _text=text, _binary=fh,
+        _records=records, _text=text, _binary=fh,
     )
 
 

@@ -9,7 +9,6 @@ Phone numbers are exported in full: this goes to the billing that supplied them,
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
+from ivr import csvsafe
 from ivr.db.models import (
     Account,
     BlockListEntry,
@@ -191,7 +191,7 @@ def write_csv(rows: Iterable[Mapping[str, Any]], fh: TextIO, *, fields: Iterable
     header = list(fields) if fields is not None else (list(rows[0]) if rows else [])
     if not header:
         return 0
-    writer = csv.writer(fh, delimiter=delimiter, lineterminator="\r\n")
+    writer = csvsafe.writer(fh, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow([_cell(row.get(name)) for name in header])

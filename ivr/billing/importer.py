@@ -26,8 +26,14 @@ from tqdm import tqdm
 
 from ivr.billing.bulk import Native
 from ivr.billing.columns import ColumnMap
-from ivr.billing.csvread import CsvFileError, CsvSource, open_csv
-from ivr.billing.parse import AccountParser, PaymentParser, PaymentRow, RowError
+from ivr.billing.csvread import BrokenRecord, CsvFileError, CsvSource, open_csv
+from ivr.billing.parse import (
+    AccountParser,
+    PaymentParser,
+    PaymentRow,
+    RowError,
+    broken_record_error,
+)
 from ivr.billing.payments import apply_payment
 from ivr.billing.pipeline import AccountBatcher, parallel_batches
 from ivr.billing.store import AccountStore, BatchResult
@@ -185,8 +191,10 @@ def import_accounts(
         with sessions() as session:
             report.seen_before = _seen_before(session, "accounts", src.sha256)
         bar = _progress_bar(progress, src, "accounts")
-        parser_kw = {"region": settings.default_region, "default_currency": settings.default_currency,
-                     "default_language": settings.default_language}
+        parser_kw: dict[str, Any] = {
+            "region": settings.default_region, "default_currency": settings.default_currency,
+            "default_language": settings.default_language, "years": settings.import_years,
+        }
         if parallel is None:
             parallel = isinstance(source, (str, Path)) and src.size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
         engine = _engine(sessions)
@@ -257,7 +265,7 @@ def import_payments(
     src = open_csv(source)
     try:
         cols = (columns or ColumnMap.default()).resolve("payments", src.header)
-        parser = PaymentParser(cols)
+        parser = PaymentParser(cols, settings.import_years)
         report = ImportReport(kind="payments", encoding=src.encoding_label, delimiter=src.delimiter,
                               filename=_name_of(source, filename), sha256=src.sha256, dry_run=dry_run)
         with sessions() as session:
@@ -268,6 +276,9 @@ def import_payments(
         def good_rows() -> Iterator[PaymentRow]:
             for line, fields in src.rows():
                 report.rows_total += 1
+                if isinstance(fields, BrokenRecord):
+                    report.errors.append(broken_record_error(line, fields))
+                    continue
                 row, problems = parser.parse(line, fields)
                 if row is None:
                     report.errors.extend(problems)

@@ -11,6 +11,11 @@ Decisions (documented for admins in `ivr import --help`):
   dialer derives it from the phone number); empty dates are allowed.
 - Unknown currency, language or time zone reject the row: the robot could not speak the amount
   or would call at the wrong hours.
+- Text that is UTF-8 decoded with a one-byte code page somewhere before the file reached us
+  ("Р˜РІР°РЅРѕРІ" for "Иванов") rejects the row: the robot would read the garbage aloud.
+- A date outside the years of IVR_IMPORT_YEARS (default 2000-2100) rejects the row: 01.01.0001
+  or 31.12.9999 is a billing typo or placeholder, and the ladder's date arithmetic (block date
+  minus days, promise horizons) would leave the calendar.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ivr.billing.columns import Resolved
-from ivr.billing.csvread import ValueProblem, parse_amount, parse_date
-from ivr.phone import PhoneError, normalize_with_country
+from ivr.billing.csvread import BrokenRecord, ValueProblem, parse_amount, parse_date
+from ivr.billing.mojibake import garbled
+from ivr.billing.phones import parse_phones
 
 __all__ = [
     "AccountParser",
@@ -33,6 +39,7 @@ __all__ = [
     "PaymentParser",
     "PaymentRow",
     "RowError",
+    "broken_record_error",
     "normalize_currency",
     "normalize_language",
     "normalize_timezone",
@@ -65,7 +72,7 @@ _MSK_ZONES = {
 }
 _MSK_RE = re.compile(r"(?:мск|msk)\s*(?:([+-])\s*(\d{1,2}))?")
 _UTC_RE = re.compile(r"(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?00)?")
-_PHONE_PARTS = re.compile(r"[,;]")
+DEFAULT_YEARS = (2000, 2100)
 _WS = re.compile(r"\s+")
 
 
@@ -163,72 +170,17 @@ def normalize_timezone(raw: str) -> str | None:
     return zone
 
 
-def parse_phones(text: str, region: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
-    """Numbers in priority order as (E.164, country), and the bad ones as (text, reason).
-
-    Numbers are separated by ',' or ';'; blanks separate numbers only when a part is not one
-    number by itself ("89161234567 84951234567" is two, "8 916 123 45 67" is one).
-    """
-    if "," not in text and ";" not in text:
-        try:
-            return [normalize_with_country(text, region)], []  # the common case: one number
-        except PhoneError:
-            pass
-    good: list[tuple[str, str | None]] = []
-    bad: list[tuple[str, str]] = []
-    seen: set[str] = set()
-
-    def add(item: tuple[str, str | None]) -> None:
-        if item[0] not in seen:
-            seen.add(item[0])
-            good.append(item)
-
-    for part in _PHONE_PARTS.split(text) if ("," in text or ";" in text) else (text,):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            add(normalize_with_country(part, region))
-            continue
-        except PhoneError as exc:
-            whole_reason = str(exc)
-        tokens = part.split()
-        if len(tokens) < 2:
-            bad.append((part, whole_reason))
-            continue
-        found, leftover = _split_blanks(tokens, region)
-        for item in found:
-            add(item)
-        if not found:
-            bad.append((part, whole_reason))
-        elif leftover:
-            rest = " ".join(leftover)
-            try:
-                add(normalize_with_country(rest, region))  # a short number at the end
-            except PhoneError as exc:
-                bad.append((rest, str(exc)))
-    return good, bad
+def _garbled_error(line: int, field: str, what: str, value: str) -> RowError | None:
+    fixed = garbled(value)
+    if fixed is None:
+        return None
+    return _bad(line, field, what, value, f"garbled: UTF-8 text decoded in a one-byte encoding before this file "
+                                          f"was written; it should read {fixed!r}")
 
 
-def _split_blanks(tokens: list[str], region: str) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """Blank-separated numbers: each token a number, else greedy groups of >= 10 digits."""
-    try:
-        return [normalize_with_country(t, region) for t in tokens], []
-    except PhoneError:
-        pass
-    found: list[tuple[str, str | None]] = []
-    acc: list[str] = []
-    for token in tokens:
-        acc.append(token)
-        joined = " ".join(acc)
-        if sum(c.isdigit() for c in joined) < 10:
-            continue
-        try:
-            found.append(normalize_with_country(joined, region))
-            acc = []
-        except PhoneError:
-            continue
-    return found, acc
+def broken_record_error(line: int, record: BrokenRecord) -> RowError:
+    """The report line of a record the CSV reader could not read (a stray quote, a huge field)."""
+    return RowError(line, f"unreadable record: {record.reason}", None, record.text or None)
 
 
 def _bad(line: int, field: str, what: str, value: str, why: str) -> RowError:
@@ -236,9 +188,20 @@ def _bad(line: int, field: str, what: str, value: str, why: str) -> RowError:
 
 
 class _RowParser:
-    def __init__(self, cols: Resolved) -> None:
+    def __init__(self, cols: Resolved, years: tuple[int, int] = DEFAULT_YEARS) -> None:
         self.cols = cols
         self.width = cols.width
+        self.first_day = dt.date(years[0], 1, 1)
+        self.last_day = dt.date(years[1], 12, 31)
+        self._years_text = f"outside the years {years[0]}-{years[1]} (IVR_IMPORT_YEARS)"
+
+    def _checked_date(self, raw: str) -> dt.date | None:
+        """A date of the accepted years; ValueProblem otherwise (parse_date is cached, so the
+        range is checked here, per parser)."""
+        day = parse_date(raw)
+        if day is not None and not self.first_day <= day <= self.last_day:
+            raise ValueProblem(self._years_text)
+        return day
 
     def _width_error(self, line: int, fields: list[str]) -> RowError | None:
         n = len(fields)
@@ -257,8 +220,9 @@ class _RowParser:
 class AccountParser(_RowParser):
     """Validates account rows of one file (column positions resolved from its header)."""
 
-    def __init__(self, cols: Resolved, *, region: str, default_currency: str, default_language: str) -> None:
-        super().__init__(cols)
+    def __init__(self, cols: Resolved, *, region: str, default_currency: str, default_language: str,
+                 years: tuple[int, int] = DEFAULT_YEARS) -> None:
+        super().__init__(cols, years)
         self.region = region
         self.default_currency = default_currency
         self.default_language = default_language
@@ -317,13 +281,13 @@ class AccountParser(_RowParser):
         pos = self._due
         raw = fields[pos].strip() if pos is not None else ""
         try:
-            due = parse_date(raw) if raw else None
+            due = self._checked_date(raw) if raw else None
         except ValueProblem as exc:
             return None, [_bad(line, "due_date", "bad date", raw, str(exc))]
         pos = self._block
         raw = fields[pos].strip() if pos is not None else ""
         try:
-            block = parse_date(raw) if raw else None
+            block = self._checked_date(raw) if raw else None
         except ValueProblem as exc:
             return None, [_bad(line, "block_date", "bad date", raw, str(exc))]
         pos = self._tz
@@ -346,6 +310,10 @@ class AccountParser(_RowParser):
         tariff = intern(fields[pos].strip()) if pos is not None else ""
         if len(service) > 200 or len(tariff) > 100:
             return None, [RowError(line, "service or tariff name too long (max 200 / 100 characters)", "service_name")]
+        for field_name, what, value in (("holder_name", "bad holder name", holder),
+                                        ("service_name", "bad service name", service), ("tariff", "bad tariff", tariff)):
+            if not value.isascii() and (err := _garbled_error(line, field_name, what, value)) is not None:
+                return None, [err]
 
         errors: list[RowError] = []
         if self._single_phone:
@@ -385,8 +353,8 @@ class AccountParser(_RowParser):
 
 
 class PaymentParser(_RowParser):
-    def __init__(self, cols: Resolved) -> None:
-        super().__init__(cols)
+    def __init__(self, cols: Resolved, years: tuple[int, int] = DEFAULT_YEARS) -> None:
+        super().__init__(cols, years)
         ix = cols.index
         self._id = ix["payment_id"]
         self._account = ix["account"]
@@ -418,7 +386,7 @@ class PaymentParser(_RowParser):
         if not raw_date:
             return None, [RowError(line, "missing payment date", "paid_on", "")]
         try:
-            paid_on = parse_date(raw_date)
+            paid_on = self._checked_date(raw_date)
         except ValueProblem as exc:
             return None, [_bad(line, "paid_on", "bad date", raw_date, str(exc))]
         assert paid_on is not None

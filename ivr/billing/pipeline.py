@@ -18,8 +18,8 @@ from typing import Any
 
 from ivr.billing.bulk import Native
 from ivr.billing.columns import Resolved
-from ivr.billing.csvread import CsvSource, open_csv
-from ivr.billing.parse import AccountParser, RowError
+from ivr.billing.csvread import BrokenRecord, CsvFileError, CsvSource, open_csv
+from ivr.billing.parse import AccountParser, RowError, broken_record_error
 from ivr.billing.store import StoreRow, store_row
 
 __all__ = ["AccountBatcher", "Batch", "parallel_batches"]
@@ -50,6 +50,9 @@ class AccountBatcher:
         total = 0
         for line, fields in src.rows():
             total += 1
+            if isinstance(fields, BrokenRecord):
+                errors.append(broken_record_error(line, fields))
+                continue
             row, problems = parse(line, fields)
             if row is None:
                 errors.extend(problems)
@@ -69,11 +72,16 @@ class AccountBatcher:
             yield rows, errors, total, src.position()
 
 
-def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, str],
+def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
             batch_size: int, dialect: str, out: Any) -> None:
-    """Child process: parse the file and send batches; None at the end, ("error", text) on failure."""
+    """Child process: parse the file and send batches; None at the end, ("error", text) on failure,
+    ("file_error", text) when the file cannot be opened again (before any batch)."""
     try:
-        src = open_csv(path, detected=detected)
+        try:
+            src = open_csv(path, detected=detected)
+        except CsvFileError as exc:  # e.g. the file was replaced since the scan: the admin's error
+            out.put(("file_error", str(exc)))
+            return
         try:
             batcher = AccountBatcher(AccountParser(cols, **parser_kw), batch_size, Native(dialect))
             for batch in batcher.batches(src):
@@ -85,7 +93,7 @@ def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw
         out.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, str],
+def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
                      batch_size: int, dialect: str) -> Iterator[Batch]:
     """Batches parsed by a child process (same content and order as AccountBatcher.batches)."""
     ctx = mp.get_context("spawn")
@@ -104,6 +112,8 @@ def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved,
                 continue
             if item is None:
                 break
+            if item[0] == "file_error":
+                raise CsvFileError(item[1])
             if item[0] == "error":
                 raise RuntimeError(f"the import parser process failed: {item[1]}")
             yield item

@@ -11,8 +11,11 @@ A promise is valid only if it is a real date, not in the past and not later than
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
+
+log = logging.getLogger(__name__)
 
 SHORTCUTS = {"*1": 0, "*2": 1}
 
@@ -36,10 +39,20 @@ class DateParse:
 def promise_horizon(today: dt.date, block_date: dt.date | None, days_after_block: int, max_days: int) -> dt.date:
     """Latest date a promise may name: block date + N days, but never more than max_days ahead
     and never before today (a case already past its block date can still promise today)."""
-    latest = today + dt.timedelta(days=max_days)
+    latest = _shifted(today, max_days)
     if block_date is not None:
-        latest = min(latest, block_date + dt.timedelta(days=days_after_block))
+        latest = min(latest, _shifted(block_date, days_after_block))
     return max(latest, today)
+
+
+def _shifted(day: dt.date, days: int) -> dt.date:
+    """day + days, clamped to the calendar: a block date such as 31.12.9999 already in the
+    database must still give a horizon (else the account's audio could never be prepared)."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        log.warning("date %s + %d days is outside the calendar; clamped", day, days)
+        return dt.date.max if days > 0 else dt.date.min
 
 
 def parse_promise(keys: str, today: dt.date, horizon: dt.date) -> DateParse:

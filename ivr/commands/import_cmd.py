@@ -23,7 +23,11 @@ Files: UTF-8 (with or without BOM) or Windows-1251, ';' or ',' separated, amount
 comma or point ("1 800,50"), dates DD.MM.YYYY or YYYY-MM-DD. Columns are found by their header
 (Russian or English names, see ivr/billing/columns.py); --columns FILE (TOML or JSON) names
 yours. Accounts are matched by their id: importing the same file again changes nothing. An
-account with a bad phone among good ones keeps the good ones (the bad one is reported). Accounts
+account with a bad phone among good ones keeps the good ones (the bad one is reported); premium-
+rate and shared-cost numbers are bad ones (the robot never calls them). Dates outside the years
+of IVR_IMPORT_YEARS (default 2000-2100) reject their row. A broken record (a stray quote, a
+field over 128 KB) is reported on its line and the rows after it are imported; a file that
+mixes UTF-8 and Windows-1251 lines is refused, naming the lines to fix. Accounts
 with a balance above zero get an open debt case; a balance of zero or less closes it as paid.
 Payments are matched by payment id and reduce (or pay off) the account's debt at once.
 """

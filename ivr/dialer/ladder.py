@@ -214,6 +214,10 @@ class LadderReport:
     changed: int = 0
     conflicts: int = 0  # another process changed the case first; retried next tick
     events: Counter[str] = field(default_factory=Counter)
+    # cases whose decision or write raised (bad data such as a date the calendar cannot shift):
+    # logged and skipped, so that one bad row never stops the tick for every other case
+    failed: int = 0
+    failed_ids: list[int] = field(default_factory=list)  # the first 100
 
 
 LOCAL_DATE_LEAD = dt.timedelta(hours=14)  # UTC+14: the furthest-ahead local date on Earth
@@ -268,6 +272,9 @@ def advance_cases(session: Session, rules: Rules, now: dt.datetime, *, chunk: in
         _advance_chunk(session, rules, now, ids[start:start + chunk], report)
     if report.changed:
         log.info("ladder tick: %d cases examined, %d changed %s", report.examined, report.changed, dict(report.events))
+    if report.failed:
+        log.error("ladder tick: %d case(s) skipped because of an error (cases %s); the others were advanced",
+                  report.failed, report.failed_ids[:20])
     return report
 
 
@@ -296,23 +303,60 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
     ):
         first_phone[account_id] = number  # ordered so that the first-priority number is kept
     default_zone = zone(rules.default_timezone) or ZoneInfo("UTC")
+
+    def skip(row: Any) -> None:
+        """A case that raised: logged, counted, left as it is; the tick goes on without it."""
+        report.failed += 1
+        if len(report.failed_ids) < 100:
+            report.failed_ids.append(row.id)
+        # the same bad rows fail every tick: one traceback per tick, the others in the summary
+        log.log(logging.ERROR if report.failed == 1 else logging.DEBUG,
+                "ladder: case %s (account %s) skipped: it could not be advanced (block date %s, opened on %s)",
+                row.id, row.account_id, row.block_date, row.opened_on, exc_info=True)
+
+    planned: list[tuple[Any, CaseView, Decision]] = []
     for row in rows:
         report.examined += 1
-        name = resolve_timezone(row.timezone, first_phone.get(row.account_id), rules.default_timezone)
-        # Dates of the ladder need some zone even when calling is impossible (fail closed there).
-        tz = (zone(name) if name else None) or default_zone
-        view = CaseView(
-            state=row.state, opened_on=row.opened_on, amount_owed=Decimal(row.amount_owed),
-            block_date=row.block_date, stage_code=row.stage_code, attempts_in_stage=row.attempts_in_stage,
-            next_attempt_at=row.next_attempt_at, pending_promise_date=promised.get(row.id),
-            promise_broken=bool(row.promise_broken),
-        )
-        decision = decide(view, rules, to_utc(now).astimezone(tz).date(), tz)
-        if not decision.changed:
+        try:
+            name = resolve_timezone(row.timezone, first_phone.get(row.account_id), rules.default_timezone)
+            # Dates of the ladder need some zone even when calling is impossible (fail closed there).
+            tz = (zone(name) if name else None) or default_zone
+            view = CaseView(
+                state=row.state, opened_on=row.opened_on, amount_owed=Decimal(row.amount_owed),
+                block_date=row.block_date, stage_code=row.stage_code, attempts_in_stage=row.attempts_in_stage,
+                next_attempt_at=row.next_attempt_at, pending_promise_date=promised.get(row.id),
+                promise_broken=bool(row.promise_broken),
+            )
+            decision = decide(view, rules, to_utc(now).astimezone(tz).date(), tz)
+        except Exception:  # noqa: BLE001 - bad data in one row (a date the calendar cannot shift ...)
+            skip(row)
             continue
-        if apply_decision(session, row.id, row.account_id, view, decision, now):
+        if decision.changed:
+            planned.append((row, view, decision))
+    if not planned:
+        return
+    applied: list[bool | None] = []
+    try:
+        # one savepoint for the chunk's writes (a savepoint per case costs two round trips each)
+        with session.begin_nested():
+            applied = [apply_decision(session, row.id, row.account_id, view, d, now) for row, view, d in planned]
+    except Exception:  # noqa: BLE001 - a write failed: find the case at fault, keep the others
+        # the chunk's writes were undone; redo them one savepoint each, so that a failed statement
+        # is undone alone and, on PostgreSQL, the transaction stays usable for the cases after it
+        applied = []
+        for row, view, d in planned:
+            try:
+                with session.begin_nested():
+                    applied.append(apply_decision(session, row.id, row.account_id, view, d, now))
+            except Exception:  # noqa: BLE001
+                skip(row)
+                applied.append(None)
+    for (_row, _view, d), done in zip(planned, applied, strict=True):
+        if done is None:
+            continue
+        if done:
             report.changed += 1
-            report.events.update(e.split(":")[0] for e in decision.events)
+            report.events.update(e.split(":")[0] for e in d.events)
         else:
             report.conflicts += 1
 

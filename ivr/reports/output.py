@@ -8,7 +8,6 @@ float rounding on the way) and dates as ISO text, so an HTTP API can return `to_
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import enum
@@ -17,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, ClassVar, Protocol
+
+from ivr import csvsafe
 
 EMPTY = "-"  # how the text table shows a missing value (a percentage of nothing)
 
@@ -100,7 +101,7 @@ def to_csv(report: Report, fh: IO[str], table: str | None = None) -> None:
     written, as one plain header + rows. Without it every table is written as a block: a header
     row, then the rows, each row starting with the table key (column "table") so that a program
     can pick its rows; blocks are separated by an empty line."""
-    writer = csv.writer(fh, lineterminator="\n")
+    writer = csvsafe.writer(fh, lineterminator="\n")
     tables = report.tables()
     if table is not None:
         chosen = [t for t in tables if t.key == table]

@@ -14,12 +14,13 @@ so the sample can never ring a real person.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from ivr import csvsafe
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_TODAY", "BROKEN_ACCOUNT_LINES", "write_sample", "sample_texts"]
 
@@ -209,7 +210,7 @@ def _payment_rows(rnd: random.Random, accounts: list[_Account], today: dt.date, 
 
 def _csv(header: list[str], rows: list[list[str]]) -> bytes:
     out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = csvsafe.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue().encode("cp1251")

@@ -69,9 +69,18 @@ async def import_upload(request: Request) -> Response:
                       status_code=400)
     from starlette.concurrency import run_in_threadpool
 
+    from ivr.billing.columns import ColumnError
+    from ivr.billing.importer import ImportFileError
+
     filename = upload.filename
-    report = await run_in_threadpool(run_import, kind, web.sessions, data, settings=web.settings,
-                                     today=web.today(), filename=filename)
+    try:
+        report = await run_in_threadpool(run_import, kind, web.sessions, data, settings=web.settings,
+                                         today=web.today(), filename=filename)
+    except ImportFileError as exc:  # the file as a whole cannot be read: the CLI's message, on the form
+        log.info("%s import of %s by %s refused: %s", kind, filename, user.username, exc)
+        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
+                                                     "error": t(request, "err_import_file", name=filename, reason=str(exc))},
+                      status_code=422 if isinstance(exc, ColumnError) else 400)
     log.info("%s import of %s by %s: %s", kind, filename, user.username, report.summary())
     return render(request, "admin/import.html", {"report": report, "kinds": IMPORT_KINDS, "kind": kind,
                                                  "filename": filename})

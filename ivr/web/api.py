@@ -114,6 +114,8 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> bytes:
             if key not in header:
                 header.append(str(key))
     out = io.StringIO()
+    # a plain csv.writer, not ivr.csvsafe: this CSV is the importer's input, never opened in a
+    # spreadsheet, and an apostrophe added here would be stored with the data
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
@@ -157,7 +159,8 @@ def report_json(report: Any) -> dict[str, Any]:
 
 
 async def _import(request: Request, kind: str) -> Response:
-    from ivr.billing.importer import import_accounts, import_payments
+    from ivr.billing.columns import ColumnError
+    from ivr.billing.importer import ImportFileError, import_accounts, import_payments
 
     name = await authenticate(request)
     rows = await _json_rows(request)
@@ -166,8 +169,12 @@ async def _import(request: Request, kind: str) -> Response:
     web = ctx(request)
     fn = import_accounts if kind == "accounts" else import_payments
     data = rows_to_csv(rows)
-    report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
-                                                today=web.today(), filename=f"api:{name}"))
+    try:
+        report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
+                                                    today=web.today(), filename=f"api:{name}"))
+    except ImportFileError as exc:  # e.g. no known field in the objects: the CLI's message, as JSON
+        log.info("API %s import by token %s refused: %s", kind, name, exc)
+        return json_response({"error": f"nothing imported: {exc}"}, 422 if isinstance(exc, ColumnError) else 400)
     log.info("API %s import by token %s: %s", kind, name, report.summary())
     body = report_json(report)
     # errors are per line of the list: line 2 is the first object (line 1 is the CSV header)

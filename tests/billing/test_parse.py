@@ -156,3 +156,15 @@ def test_payment_rows():
     ]:
         row, problems = parser.parse(3, fields)
         assert row is None and [p.reason for p in problems] == [reason]
+
+
+def test_premium_rate_numbers_are_refused_by_line(parser):
+    # +7 809 ... is premium rate in Russia: a call there would pay the number's owner
+    row, problems = parser.parse(7, row_with(phone="8 809 123-45-67, 8 (916) 123-45-67"))
+    assert row is not None and row.phones == ("+79161234567",)
+    assert [(p.line, p.reason) for p in problems] == [
+        (7, "bad phone '+78091234567' (premium-rate number: the robot does not call it); "
+            "the account's other numbers were kept")]
+    row, problems = parser.parse(8, row_with(phone="+7 809 123 45 67"))
+    assert row is None
+    assert [p.reason for p in problems] == ["bad phone '+78091234567' (premium-rate number: the robot does not call it)"]

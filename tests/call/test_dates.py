@@ -57,3 +57,10 @@ def test_horizon_from_block_date_and_cap():
     # block date long gone: the subscriber may still promise today
     assert promise_horizon(TODAY, dt.date(2026, 10, 1), 5, 30) == TODAY
     assert valid_dates(TODAY, dt.date(2026, 11, 24)) == [TODAY, dt.date(2026, 11, 23), dt.date(2026, 11, 24)]
+
+
+def test_horizon_of_dates_at_the_ends_of_the_calendar():
+    # such dates are rejected at import, but may already be in a database: never an OverflowError
+    assert promise_horizon(TODAY, dt.date(9999, 12, 31), 5, 30) == TODAY + dt.timedelta(days=30)
+    assert promise_horizon(TODAY, dt.date(1, 1, 1), -5, 30) == TODAY
+    assert promise_horizon(dt.date(9999, 12, 20), None, 5, 30) == dt.date(9999, 12, 31)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from ivr.db.models import Account, BlockListEntry, CallbackTask, DebtCase, Promise
 from ivr.dialer.ladder import CaseView, advance_cases, apply_decision, decide
@@ -106,3 +108,41 @@ def test_quiet_cases_are_not_even_examined(db: Database) -> None:
     with db.sessions.begin() as s:
         report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)))
     assert report.examined == 0
+
+
+def _refuse_updates_of_case(database: Database, case_id: int) -> None:
+    """A real database error on one case's write (a trigger), as a broken row would cause."""
+    with database.sessions.begin() as s:
+        if database.engine.dialect.name == "sqlite":
+            s.execute(text(f"CREATE TRIGGER refuse_case BEFORE UPDATE ON debt_cases WHEN OLD.id = {case_id} "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
+        else:
+            s.execute(text(f"CREATE FUNCTION refuse_case() RETURNS trigger AS $$ BEGIN IF OLD.id = {case_id} "
+                           "THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; RETURN NEW; END $$ "
+                           "LANGUAGE plpgsql"))
+            s.execute(text("CREATE TRIGGER refuse_case BEFORE UPDATE ON debt_cases FOR EACH ROW "
+                           "EXECUTE FUNCTION refuse_case()"))
+
+
+def test_one_bad_case_never_stops_the_tick_for_the_others(any_db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    opened = dt.date(2026, 3, 1)
+    with any_db.sessions.begin() as s:
+        before = add_case(s, stage_code=None, opened_on=opened).id
+        # 01.01.0001 minus the final warning's two days leaves the calendar (OverflowError)
+        ancient = add_case(s, stage_code=None, opened_on=opened, block_date=dt.date(1, 1, 1)).id
+        refused = add_case(s, stage_code=None, opened_on=opened).id
+        after = add_case(s, stage_code=None, opened_on=opened).id
+        far = add_case(s, stage_code=None, opened_on=opened, block_date=dt.date(9999, 12, 31)).id
+    _refuse_updates_of_case(any_db, refused)
+    with caplog.at_level(logging.ERROR, logger="ivr.dialer.ladder"), any_db.sessions.begin() as s:
+        report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)))
+    assert report.failed == 2 and sorted(report.failed_ids) == sorted([ancient, refused])
+    assert report.changed == 3
+    with any_db.sessions() as s:
+        stages = {c.id: c.stage_code for c in s.scalars(select(DebtCase))}
+    assert stages == {before: "reminder", ancient: None, refused: None, after: "reminder", far: "reminder"}
+    # one traceback per tick (the same rows fail every tick), and a summary naming every case
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and f"case {ancient} " in tracebacks[0].getMessage()
+    summary = [r.getMessage() for r in caplog.records if "2 case(s) skipped" in r.getMessage()]
+    assert len(summary) == 1 and str(ancient) in summary[0] and str(refused) in summary[0]

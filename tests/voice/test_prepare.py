@@ -167,3 +167,19 @@ def test_english_call_without_case(db: Database, preparer: AudioPreparer) -> Non
     assert audio.message_name == "debt_final"
     assert "one thousand eight hundred roubles and fifty kopecks" in audio.texts["debt_final"]
     assert_playable(audio.message)
+
+
+@pytest.mark.parametrize("block_date", [dt.date(9999, 12, 31), dt.date(1, 1, 1)])
+def test_dates_at_the_ends_of_the_calendar_still_give_a_call(db: Database, preparer: AudioPreparer,
+                                                             block_date: dt.date) -> None:
+    # rejected at import since, but such a date may already be in a database: the promise horizon
+    # overflowed and the account's audio could never be prepared
+    with db.sessions.begin() as session:
+        account, case = make_case(session, "A-9999", "100")
+        account.block_date = block_date
+        options = get_options(session)
+        horizon = promise_horizon(TODAY, block_date, options)
+        audio = preparer.prepare(session, account, case, "firm", "ru", TODAY, horizon=horizon, options=options)
+    assert min(audio.readbacks) == TODAY and max(audio.readbacks) == horizon
+    assert horizon == (TODAY + dt.timedelta(days=int(options["promise_horizon_max_days"])) if block_date.year == 9999
+                       else TODAY)

@@ -4,6 +4,7 @@ query parameters. The data is the known history of tests/reports/history.py (Nov
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -12,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from ivr.reports import funnel_report, money_report, promises_report, reasons_report, work_report
 from ivr.reports.funnel import LABELS
@@ -340,3 +342,15 @@ def test_relabel_swaps_whole_texts_only() -> None:
     out = relabel(svg, {"Open": "Ждут", "<b>": "<i>"}, "Новый & заголовок")
     assert out == ("<svg><title>Новый &amp; заголовок</title><text class=\"title plot_title\"></text>"
                    "<text>Ждут</text><text>Opened</text><text>&lt;i&gt;</text></svg>")
+
+
+def test_csv_download_cannot_run_as_a_formula(db: Database, history: History, boss: Browser) -> None:
+    from ivr.db.models import Reason
+
+    with db.sessions.begin() as s:
+        forgot = s.scalars(select(Reason).where(Reason.code == "forgot")).one()
+        forgot.labels = {**forgot.labels, "ru": "=cmd|' /C calc'!A0"}
+    response = boss.get(f"/reports/reasons?{NOV}&format=csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    forgot_row = next(r for r in rows if r[:3] == ["reasons", "uncontrollable", "forgot"])
+    assert forgot_row[3] == "'=cmd|' /C calc'!A0" and forgot_row[-1] == "-1.67"
