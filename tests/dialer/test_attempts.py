@@ -12,7 +12,7 @@ from ivr.db.models import Account, CallAttempt, DebtCase
 from ivr.dialer.attempts import on_call_ended, on_originate_error, on_originate_result
 from ivr.dialer.claims import claim, mark_dialing, mark_originating
 from ivr.dialer.policy import Limit, Stage
-from ivr.dialer.selector import select_candidates
+from ivr.dialer.selector import count_history_row, select_candidates
 from ivr.wiring import Database
 from tests.dialer.conftest import add_case, make_rules
 
@@ -153,13 +153,16 @@ def test_a_later_next_attempt_set_by_the_call_script_is_kept(db: Database) -> No
 
 
 def test_originate_error_frees_the_person_without_counting(db: Database) -> None:
+    """A refused Originate (Response: Error) is not an attempt on the subscriber (issue 15)."""
     attempt = start_call(db)
     upd = on_originate_error(db.sessions, attempt.action_id, NOW, RULES, "Response: Error")
     assert upd is not None and upd.finished
     a, case, account = state(db, attempt)
-    assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "failed", 0, "refused")
+    assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "refused", 0, "refused")
+    assert a.originated_at is None
+    assert count_history_row(a.state, a.result) == (False, False)
     assert account.dial_lock_owner is None
-    assert case.next_attempt_at == naive(NOW + dt.timedelta(minutes=30))
+    assert case.next_attempt_at == naive(NOW + dt.timedelta(minutes=RULES.options.retry_failed_minutes))
 
 
 def test_unknown_call_ids_are_ignored(db: Database) -> None:
