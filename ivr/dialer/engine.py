@@ -289,6 +289,11 @@ class Dialer:
             self.lines.release(attempt.action_id)
             return 0
         await self.bucket.take()
+        if not self.agi_health.ok:
+            # paused while this pass ran (a FastAGI failure was just seen): not sent, free again
+            await self._db(attempts_mod.release_unsent, self.sessions, attempt.id, self.clock.now())
+            self.lines.release(attempt.action_id)
+            return 0
         if not await self._db(self._mark_originating, attempt.id, self.clock.now()):
             log.warning("attempt %s was released before sending; not dialing", attempt.action_id)
             self.lines.release(attempt.action_id)
