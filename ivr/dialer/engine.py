@@ -53,6 +53,7 @@ PREPARE_FAILED_RETRY = dt.timedelta(minutes=10)
 # grace of reconcile.DEFAULT_SAFE_AGE and the second look for our own attempts, an attempt
 # without a channel is settled well within the originate time-out plus a margin.
 DEFAULT_RECONCILE_SECONDS = 10.0
+LEASE_MIN_REAL = dt.timedelta(seconds=10)
 
 
 class Originator(Protocol):
@@ -135,7 +136,9 @@ class Dialer:
         # Without a probe (tests, callers that do not pass one) only the AGISTATUS signal counts.
         self.agi_health = agi_health or AgiHealth(None, clock)
         self.reconcile_seconds = reconcile_seconds
-        self.line_ttl = line_ttl
+        # At least LEASE_MIN_REAL real seconds: a fast clock (demo, tests) must not let a live
+        # dialer's leases lapse between two passes.
+        self.line_ttl = max(line_ttl, LEASE_MIN_REAL * max(clock.speed, 1.0))
         self._reconciled_at: dt.datetime | None = None
         self._restarts_seen: dict[str, int] = {}
         self._missing: set[str] = set()

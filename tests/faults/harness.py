@@ -111,9 +111,9 @@ async def start_robot(settings: Settings, db: Database, sim: SimulatedAsterisk, 
     return Robot(services, task, stop)
 
 
-def new_sim(numbers: list[str], lines: int | None) -> SimulatedAsterisk:
-    return SimulatedAsterisk(book_from_mapping(callees(numbers)), users={SIM_USER: SIM_SECRET}, speed=SPEED,
-                             channel_limit=lines)
+def new_sim(numbers: list[str], lines: int | None, book: dict[str, Callee] | None = None) -> SimulatedAsterisk:
+    return SimulatedAsterisk(book_from_mapping(book or callees(numbers)), users={SIM_USER: SIM_SECRET},
+                             speed=SPEED, channel_limit=lines)
 
 
 async def wait_for(what: str, check: Callable[[], Awaitable[bool]], deadline: float = DEADLINE) -> None:
