@@ -102,8 +102,9 @@ def reconcile(
         # A caller that does not say who it is reconciles everything, at the first look.
         mine = owner.dialer_id is None or row.dialer_id == owner.dialer_id
         forgotten = mine and owner.ours_in_memory is not None and row.action_id not in owner.ours_in_memory
-        lease_expired = row.expires_at is not None and row.expires_at < now_naive
-        owner_dead = forgotten or (not mine and lease_expired)
+        # No lease row: it lapsed and another claim took the slot (or the attempt never had one)
+        lease_gone = row.expires_at is None or row.expires_at < now_naive
+        owner_dead = forgotten or (not mine and lease_gone)
         if row.state == AttemptState.CLAIMED.value and row.originated_at is None:
             stale = row.created_at <= naive_utc(now - unsent_age) or owner_dead
             if stale and release_unsent(sessions, row.id, now):

@@ -7,7 +7,16 @@ import datetime as dt
 import pytest
 
 from ivr.dialer.policy import Options, Stage
-from ivr.dialer.retry import INTERRUPTED, LOST, NOT_SENT, REFUSED, ROBOT_FAILED, PhoneOption, pick_phone, plan_retry
+from ivr.dialer.retry import (
+    INTERRUPTED,
+    LOST,
+    NOT_SENT,
+    REFUSED,
+    ROBOT_FAILED,
+    PhoneOption,
+    pick_phone,
+    plan_retry,
+)
 
 NOW = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
 OPTS = Options(retry_busy_minutes=20, retry_no_answer_minutes=120, retry_congestion_minutes=30,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 UTC = dt.UTC
 START = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 11:00 in Moscow: inside the call window
 SPEED = 50.0  # clock and simulator seconds per real second
-DEADLINE = 180.0  # real seconds; only bounds a hang
+DEADLINE = float(os.environ.get("IVR_FAULTS_DEADLINE", "180"))  # real seconds; only bounds a hang
 
 # Results of attempts that reached the subscriber's line (or may have: lost)
 CALL_RESULTS = frozenset({
@@ -148,7 +149,12 @@ async def wait_settled(db: Database, sim: SimulatedAsterisk, numbers: Collection
     async def settled() -> bool:
         return sim.active_calls == 0 and await asyncio.to_thread(served_everyone, db, numbers)
 
-    await wait_for("every number served and nothing in flight", settled)
+    try:
+        await wait_for("every number served and nothing in flight", settled, deadline=DEADLINE)
+    except AssertionError as exc:
+        rows = await asyncio.to_thread(attempts, db)
+        table = "; ".join(f"{a.phone[-2:]} {a.dialer_id} {a.state}/{a.result}" for a in rows)
+        raise AssertionError(f"{exc}; sim calls up: {sim.active_calls}; attempts: {table}") from None
 
 
 def check_invariants(db: Database, sims: Collection[SimulatedAsterisk], line_limit: int) -> list[CallAttempt]:
