@@ -150,6 +150,14 @@ class SimulatedAsterisk:
         """Drop every AMI connection without a word (the calls go on); clients reconnect."""
         self._ami.drop_connections()
 
+    def hangup_all(self, cause: int = 16) -> int:
+        """Hang up every live call from Asterisk's side (CLI `channel request hangup all`); a
+        ringing call ends unanswered. Returns how many calls were asked to hang up."""
+        calls = list(self._live.values())
+        for call in calls:
+            call.ami_hangup(cause)
+        return len(calls)
+
     def originates_by_number(self) -> dict[str, int]:
         """How many Originates created a channel, per called number (refusals not counted)."""
         counts: dict[str, int] = {}
