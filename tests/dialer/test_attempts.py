@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from ivr.ami.types import CallEnded, OriginateResult
-from ivr.db.models import Account, CallAttempt, DebtCase
+from ivr.db.models import Account, CallAttempt, CallStep, DebtCase
 from ivr.dialer.attempts import on_call_ended, on_originate_error, on_originate_result
 from ivr.dialer.claims import claim, mark_dialing, mark_originating
 from ivr.dialer.policy import Limit, Stage
@@ -179,3 +179,47 @@ def test_a_late_event_completes_a_lost_attempt_without_counting_twice(db: Databa
     assert upd is not None and not upd.applied
     a, case, _ = state(db, attempt)
     assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "no_answer", 1, "lost")
+
+
+def _answered(db: Database) -> CallAttempt:
+    attempt = start_call(db)
+    on_originate_result(db.sessions, response(attempt, True, "answered"), NOW, RULES)
+    return attempt
+
+
+def test_an_answered_call_whose_script_never_ran_is_robot_failed_and_not_a_contact(db: Database) -> None:
+    """ami-agi-server-down.txt: AGISTATUS=FAILURE, Normal Clearing, no step of the script."""
+    attempt = _answered(db)
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="FAILURE")
+    upd = on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=5), RULES)
+    assert upd is not None and upd.result == "robot_failed"
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage, case.last_result) == ("robot_failed", 0, "robot_failed")
+    assert count_history_row(a.state, a.result) == (False, False)
+    assert case.next_attempt_at == naive(NOW + dt.timedelta(seconds=5, minutes=RULES.options.retry_failed_minutes))
+
+
+def test_an_answered_call_cut_mid_script_is_interrupted(db: Database) -> None:
+    attempt = _answered(db)
+    with db.sessions.begin() as s:
+        s.add(CallStep(attempt_id=attempt.id, seq=1, step="greet", created_at=naive(NOW)))
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="SUCCESS")
+    on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=20), RULES)
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage) == ("interrupted", 0)
+
+
+def test_a_call_the_script_finished_stays_answered(db: Database) -> None:
+    attempt = _answered(db)
+    with db.sessions.begin() as s:
+        s.add(CallStep(attempt_id=attempt.id, seq=1, step="greet", created_at=naive(NOW)))
+        row = s.get(CallAttempt, attempt.id)
+        assert row is not None
+        row.result = "answered"  # the script's finally wrote it before Asterisk hung up
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="SUCCESS")
+    on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=20), RULES)
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage) == ("answered", 1)
