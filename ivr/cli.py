@@ -15,6 +15,7 @@ import sys
 
 import ivr.commands
 from ivr.config import ConfigError
+from ivr.errors import StartupError
 from ivr.logsetup import configure_logging
 
 
@@ -46,8 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"ivr {args.command}: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ivr ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

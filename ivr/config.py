@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from ivr.passwords import MIN_AMI_SECRET_LENGTH, MIN_WEB_SECRET_LENGTH, secret_problem
+
 T = TypeVar("T")
 
 
@@ -62,7 +64,7 @@ class Settings:
     caller_id: str = '"Billing" <74950000000>'
     # dialer
     calls_per_second: float = 5.0
-    dialer_tick_seconds: float = 5.0
+    dialer_tick_seconds: float = 2.0  # idle re-check: a case imported by another process is seen within it
     dialer_id: str = ""
     # web
     web_host: str = "127.0.0.1"
@@ -71,6 +73,8 @@ class Settings:
     # issue 15: play the call's audio by URL from the robot's web app (Asterisk hosts without the
     # robot's disk; ivr.call.media_urls); empty = local file names
     audio_base_url: str = ""
+    # reverse proxies (IPs or networks) whose X-Forwarded-For names the real client
+    web_trusted_proxies: tuple[str, ...] = ()
     claim_idle_minutes: int = 30
     # voice
     tts_engine: str = "espeak-ng"
@@ -127,6 +131,16 @@ def _hosts(key: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _secret(key: str, raw: str, minimum: int) -> str:
+    """A secret from .env, refused at start when it is guessable. The built-in simulator's fixed
+    loopback credential (ivr.runtime.SIM_SECRET) never passes through here: it is not a setting."""
+    value = raw.strip()
+    problem = secret_problem(value, minimum)
+    if problem is not None:
+        raise ConfigError(f"{key}: weak secret refused: {problem}")
+    return value
+
+
 def _servers(env: Mapping[str, str]) -> tuple[AsteriskServer, ...]:
     names = [n.strip() for n in env.get("IVR_ASTERISK_SERVERS", "").split(",") if n.strip()]
     servers = []
@@ -145,7 +159,7 @@ def _servers(env: Mapping[str, str]) -> tuple[AsteriskServer, ...]:
                 ami_host=need("HOST"),
                 ami_port=_int(prefix + "PORT", env.get(prefix + "PORT", "5038"), 1, 65535),
                 ami_user=need("USER"),
-                ami_secret=need("SECRET"),
+                ami_secret=_secret(prefix + "SECRET", need("SECRET"), MIN_AMI_SECRET_LENGTH),
                 channel_limit=_int(prefix + "CHANNELS", env.get(prefix + "CHANNELS", "10"), 1),
                 channel_template=env.get(prefix + "CHANNEL", "PJSIP/{number}@debt-trunk"),
             )
@@ -177,7 +191,8 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_DIALER_ID": ("dialer_id", lambda k, v: v.strip()),
     "IVR_WEB_HOST": ("web_host", lambda k, v: v.strip()),
     "IVR_WEB_PORT": ("web_port", lambda k, v: _int(k, v, 1, 65535)),
-    "IVR_WEB_SECRET": ("web_secret", lambda k, v: v.strip()),
+    "IVR_WEB_SECRET": ("web_secret", lambda k, v: _secret(k, v, MIN_WEB_SECRET_LENGTH)),
+    "IVR_WEB_TRUSTED_PROXIES": ("web_trusted_proxies", _hosts),
     "IVR_AUDIO_BASE_URL": ("audio_base_url", lambda k, v: v.strip().rstrip("/")),
     "IVR_CLAIM_IDLE_MINUTES": ("claim_idle_minutes", lambda k, v: _int(k, v, 1)),
     "IVR_TTS_ENGINE": ("tts_engine", lambda k, v: v.strip()),

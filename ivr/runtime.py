@@ -28,6 +28,7 @@ from ivr.dialer.engine import Dialer
 from ivr.dialer.health import AgiHealth, tcp_probe
 from ivr.dialer.policy import Rules, load_rules
 from ivr.dialer.scheduler import build_scheduler
+from ivr.errors import bind_failure
 from ivr.wiring import Database
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,45 @@ class Services:
     web_task: asyncio.Task[None] | None = None
     web_server: Any = None
     sim: Any = None
+    monitor: Any = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def embedded_server(uvicorn: Any, config: Any) -> Any:
+    """A uvicorn server that leaves the signals alone: inside `ivr run` the process's own
+    SIGTERM/SIGINT handling stops everything in order (calls finish first); uvicorn would take
+    the signals for itself and leave the rest of the process running."""
+    import contextlib
+
+    class EmbeddedServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    return EmbeddedServer(config)
+
+
+def listen_socket(host: str, port: int, what: str, setting: str) -> socket.socket:
+    """A bound, listening TCP socket; a port in use is a StartupError naming the setting (uvicorn
+    would log it and exit the whole process from inside its task)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise bind_failure(what, host, port, exc, setting) from None
+    return sock
 
 
 def default_dialer_id(settings: Settings) -> str:
@@ -86,13 +120,20 @@ async def start_services(
     run_dialer_loop: bool = True,
     ladder_seconds: float = 60.0,
 ) -> Services:
+    # Listening sockets first: a port in use fails here, before anything was started.
+    web_sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT") if with_web else None
     recorder, audio = build_call_parts(settings, db, clock)
     services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio)
 
     if with_agi:
         routes = build_routes(settings, db, clock=clock, audio=audio, recorder=recorder)
         services.agi = FastAGIServer(routes, settings.agi_host, settings.agi_port, settings.agi_allow)
-        await services.agi.start()
+        try:
+            await services.agi.start()
+        except OSError as exc:
+            if web_sock is not None:
+                web_sock.close()
+            raise bind_failure("the FastAGI server", settings.agi_host, settings.agi_port, exc, "IVR_AGI_PORT") from None
         log.info("FastAGI server on %s:%s (allow %s)", settings.agi_host, services.agi.port, ",".join(settings.agi_allow))
         if settings.agi_port == 0:  # ephemeral (demo): tell Asterisk where we really are
             settings = dataclasses.replace(settings, agi_public_url=f"agi://{settings.agi_host}:{services.agi.port}")
@@ -127,7 +168,8 @@ async def start_services(
         from ivr.web.tasks import release_idle_claims
 
         sched = build_scheduler(sessions=db.sessions, rules_loader=rules_loader_for(settings), clock=clock,
-                                dialer=services.dialer if run_dialer_loop else None, ladder_seconds=ladder_seconds)
+                                dialer=services.dialer if run_dialer_loop else None, ladder_seconds=ladder_seconds,
+                                ladder_at_start=True)
 
         def release_idle() -> None:
             with db.sessions.begin() as session:
@@ -149,11 +191,36 @@ async def start_services(
         app = create_app(settings=settings, sessions=db.sessions, clock=clock, click_to_call=click,
                          audio_cache=audio.preparer.cache, prompt_store=audio.preparer.store)
         config = uvicorn_config(app, settings)
-        web_server = uvicorn.Server(config)
+        web_server = embedded_server(uvicorn, config)
+        assert web_sock is not None
         services.web_server = web_server
-        services.web_task = asyncio.create_task(web_server.serve())
+        services.web_task = asyncio.create_task(web_server.serve(sockets=[web_sock]))
         log.info("web UI on http://%s:%s/", settings.web_host, settings.web_port)
     return services
+
+
+def service_info(services: Services) -> dict[str, Any]:
+    """What this process says about itself in its heartbeat (see ivr.heartbeat)."""
+    settings = services.settings
+    dialer = services.dialer
+    info: dict[str, Any] = {
+        "simulator": services.sim is not None,
+        "agi": None if services.agi is None else {
+            "host": settings.agi_host, "port": services.agi.port, "public_url": settings.agi_public_url},
+        "web": None if services.web_server is None else f"http://{settings.web_host}:{settings.web_port}/",
+        "ami": {name: {"host": c.host, "port": c.port, "connected": c.connected,
+                       "since": c.state_since.isoformat(timespec="seconds"), "last_error": c.last_error}
+                for name, c in services.ami.items()},
+        "dialer": None,
+        "lines": {},
+    }
+    if dialer is not None:
+        info["lines"] = {name: {"limit": server.channel_limit, "in_use": dialer.lines.in_use(name)}
+                         for name, server in dialer.servers.items()}
+        stats = dataclasses.asdict(dialer.last_stats)
+        stats.pop("not_callable_case_ids", None)
+        info["dialer"] = {"id": dialer.dialer_id, "sent": dialer.sent, "last_pass": stats}
+    return info
 
 
 async def live_calls(clients: Mapping[str, AMIClient]) -> dict[str, Collection[str]]:

@@ -44,9 +44,9 @@ def test_bad_value_names_the_key(tmp_path, env, key):
 def test_asterisk_servers_from_env(tmp_path):
     env = {
         "IVR_ASTERISK_SERVERS": "pbx1, pbx2",
-        "IVR_AST_PBX1_HOST": "127.0.0.1", "IVR_AST_PBX1_USER": "ivr", "IVR_AST_PBX1_SECRET": "s1",
+        "IVR_AST_PBX1_HOST": "127.0.0.1", "IVR_AST_PBX1_USER": "ivr", "IVR_AST_PBX1_SECRET": "q7Vd2LmX9rTz4KpW8nBs",
         "IVR_AST_PBX1_CHANNELS": "30",
-        "IVR_AST_PBX2_HOST": "127.0.0.2", "IVR_AST_PBX2_USER": "ivr", "IVR_AST_PBX2_SECRET": "s2",
+        "IVR_AST_PBX2_HOST": "127.0.0.2", "IVR_AST_PBX2_USER": "ivr", "IVR_AST_PBX2_SECRET": "H3kq9ZtR6wYp2VmC5xNa",
         "IVR_AST_PBX2_CHANNEL": "SIP/trunk/{number}",
     }
     s = load_settings(tmp_path / "none.env", environ=env)
@@ -69,3 +69,40 @@ def test_prompts_dir_found_from_another_directory(tmp_path, monkeypatch):
     assert (s.prompts_dir / "ru" / "greeting.j2").is_file()
     with pytest.raises(ConfigError, match="IVR_PROMPTS_DIR"):
         load_settings(None, environ={"IVR_PROMPTS_DIR": str(tmp_path / "nope")})
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"IVR_WEB_SECRET": "hunter2"}, "IVR_WEB_SECRET"),
+        ({"IVR_WEB_SECRET": "change-me-change-me-change-me-change-me"}, "IVR_WEB_SECRET"),
+        ({"IVR_WEB_SECRET": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, "IVR_WEB_SECRET"),
+        ({"IVR_ASTERISK_SERVERS": "pbx1", "IVR_AST_PBX1_HOST": "10.0.0.7", "IVR_AST_PBX1_USER": "ivr",
+          "IVR_AST_PBX1_SECRET": "CHANGE-ME"}, "IVR_AST_PBX1_SECRET"),
+        ({"IVR_ASTERISK_SERVERS": "pbx1", "IVR_AST_PBX1_HOST": "10.0.0.7", "IVR_AST_PBX1_USER": "ivr",
+          "IVR_AST_PBX1_SECRET": "12345678"}, "IVR_AST_PBX1_SECRET"),
+    ],
+)
+def test_weak_secrets_stop_start_up_naming_the_key(tmp_path, env, key):
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "none.env", environ=env)
+    message = str(info.value)
+    assert message.startswith(f"{key}: weak secret refused") and "\n" not in message
+    assert env[key] not in message  # the secret itself is never echoed into a log
+
+
+def test_strong_secrets_and_trusted_proxies_load(tmp_path):
+    s = load_settings(tmp_path / "none.env", environ={
+        "IVR_WEB_SECRET": "Zk3v9QpL2xR7mT4wN8sB1cF6hJ0dG5aY", "IVR_WEB_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24"})
+    assert s.web_secret.startswith("Zk3v") and s.web_trusted_proxies == ("127.0.0.1", "10.0.0.0/24")
+    with pytest.raises(ConfigError, match="IVR_WEB_TRUSTED_PROXIES"):
+        load_settings(tmp_path / "none.env", environ={"IVR_WEB_TRUSTED_PROXIES": "proxy.example"})
+
+
+def test_simulator_needs_no_secret_setting(tmp_path):
+    """The built-in simulator's fixed loopback credential is not a setting, so it is not judged."""
+    from ivr.runtime import SIM_SECRET, simulator_server
+
+    s = load_settings(tmp_path / "none.env", environ={})
+    assert s.use_simulator
+    assert simulator_server(5038, 4).ami_secret == SIM_SECRET

@@ -50,6 +50,7 @@ in arrival order on a separate task, so a slow callback never stalls reading or 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
 import logging
 import os
@@ -138,8 +139,11 @@ class AMIClient:
         self.on_lost_originates: Callable[[list[str]], Any] | None = None
 
         self.connected = False
+        # wall-clock time of the last change of `connected` (for `ivr status`: "down since")
+        self.state_since = dt.datetime.now(dt.UTC)
         self.shutting_down = False  # Asterisk announced a shutdown / answers "shutting down"
         self.last_error: str | None = None  # why the last connect or login failed (no secret)
+        self.auth_failed = False  # the last login was refused (wrong user or secret)
         self.banner: str | None = None
         # Asterisk restarts seen since start (issue 15): FullyBooted's Uptime went back, or a
         # "Shutdown ... Restart: True" came before the connection closed. The dialer compares
@@ -353,6 +357,7 @@ class AMIClient:
                     if await self._session(conn):
                         attempt = 0
                 except AMIError as exc:
+                    self.auth_failed = isinstance(exc, AMIAuthError)
                     self._failed(str(exc), level=logging.ERROR if isinstance(exc, AMIAuthError) else logging.WARNING)
                 except Exception:  # a bug must not end reconnection for good
                     log.exception("AMI %s: session failed", self.name)
@@ -388,6 +393,8 @@ class AMIClient:
                 ) from None
             logged_in = True
             self.connected = True
+            self.auth_failed = False
+            self.state_since = dt.datetime.now(dt.UTC)
             self.shutting_down = False
             self.last_error = None
             self._connected_evt.set()
@@ -404,6 +411,8 @@ class AMIClient:
                 pinger.cancel()
             conn.abort()
             self._conn = None
+            if self.connected:
+                self.state_since = dt.datetime.now(dt.UTC)
             self.connected = False
             self._connected_evt.clear()
             if self._in_flight:

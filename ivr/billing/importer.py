@@ -214,6 +214,10 @@ def import_accounts(
         src.close()
     if not dry_run:
         _record_run(sessions, report, now)
+        if report.cases_opened or report.cases_updated:
+            from ivr.dialer.staging import stage_new_cases  # the new cases get their stage now
+
+            stage_new_cases(sessions, settings.default_timezone, now.replace(tzinfo=dt.UTC))
     log.info("accounts import %s: %d rows, %d good, %d new, %d updated, %d unchanged, %d problems",
              report.filename, report.rows_total, report.rows_ok, report.created, report.updated,
              report.unchanged, len(report.errors))

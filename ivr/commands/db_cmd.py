@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 from ivr.config import load_settings
-from ivr.db.base import make_engine
 from ivr.db.migrate import current, upgrade
 from ivr.db.seed import load_seed, seed
-from ivr.wiring import open_database
+from ivr.wiring import open_database, open_engine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_upgrade(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
-    engine = make_engine(settings.database_url)
+    engine = open_engine(settings.database_url)
     try:
         before = current(engine)
         upgrade(engine)

@@ -67,6 +67,38 @@ def _local_today(account: Account, settings: Settings) -> dt.date:
     return dt.datetime.now(ZoneInfo(account.timezone or settings.default_timezone)).date()
 
 
+def stage_today(session: Session, settings: Settings, account: Account, case: DebtCase | None,
+                today: dt.date) -> tuple[str | None, str]:
+    """The stage the ladder gives the case on `today` (what a call placed today would say), with
+    a note saying why; before the first stage starts, the first stage and its start date."""
+    from ivr.db.models import PhoneNumber, Promise
+    from ivr.dialer.ladder import CaseView, decide, next_stage_start, stage_for
+    from ivr.dialer.policy import load_rules
+    from ivr.dialer.windows import resolve_timezone, zone
+
+    rules = load_rules(session, settings.default_timezone)
+    first = rules.stages[0].code if rules.stages else None
+    if case is None:
+        return first, "no open debt case: the ladder's first stage"
+    phone = session.scalars(select(PhoneNumber.number).where(PhoneNumber.account_id == account.id)
+                            .order_by(PhoneNumber.priority, PhoneNumber.id)).first()
+    tz = zone(resolve_timezone(account.timezone, phone, rules.default_timezone) or rules.default_timezone)
+    promised = session.scalars(select(Promise.promised_date).where(
+        Promise.debt_case_id == case.id, Promise.status == "pending").order_by(Promise.id.desc())).first()
+    view = CaseView(state=case.state, opened_on=case.opened_on, amount_owed=case.amount_owed,
+                    block_date=account.block_date, stage_code=case.stage_code,
+                    attempts_in_stage=case.attempts_in_stage, next_attempt_at=case.next_attempt_at,
+                    pending_promise_date=promised, promise_broken=case.promise_broken)
+    decision = decide(view, rules, today, tz or ZoneInfo(settings.default_timezone))
+    if decision.stage_code is not None:
+        return decision.stage_code, f"the ladder's stage for this case on {today.isoformat()}"
+    start = next_stage_start(None, case.opened_on, account.block_date, today, rules.stages)
+    if start is not None:
+        stage = stage_for(case.opened_on, account.block_date, start, rules.stages)
+        return (stage.code if stage else first), f"no stage yet on {today.isoformat()}; the first starts on {start.isoformat()}"
+    return first, f"no stage on {today.isoformat()} (state {decision.state}); showing the first stage"
+
+
 def run_render(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
     try:
@@ -85,13 +117,12 @@ def run_render(args: argparse.Namespace) -> int:
         if account is None:
             return _fail(f"no account with external id {args.account!r}")
         case = _open_case(session, account)
-        stage = args.stage or (case.stage_code if case is not None else None)
-        if stage is None:
-            stage = session.scalars(select(LadderStage.code).order_by(LadderStage.position)).first()
+        today = today_arg or _local_today(account, settings)
+        stage, why = (args.stage, "given with --stage") if args.stage else stage_today(session, settings, account, case, today)
         if stage is None or session.scalars(select(LadderStage).where(LadderStage.code == stage)).first() is None:
             codes = ", ".join(session.scalars(select(LadderStage.code).order_by(LadderStage.position)))
             return _fail(f"unknown stage {stage!r} (stages: {codes})")
-        today = today_arg or _local_today(account, settings)
+        print(f"stage: {stage} ({why})")
         options = get_options(session)
         horizon = promise_horizon(today, account.block_date, options)
         preparer = AudioPreparer(store, cache, settings)

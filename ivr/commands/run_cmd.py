@@ -1,7 +1,11 @@
 """`ivr run`: FastAGI server, dialer and web UI in one process.
 
 With Asterisk servers in the settings it dials through them; with none, it starts the built-in
-simulator as the telephone network so that a fresh checkout runs with no set-up at all."""
+simulator as the telephone network (and says so loudly) so that a fresh checkout runs with no
+set-up at all. Start-up failures (a port in use, AMI refused or a wrong secret, the database
+unreachable) are one line each. SIGTERM or Ctrl-C: no new call, the calls in progress finish
+(up to --grace seconds), then the process exits.
+"""
 
 from __future__ import annotations
 
@@ -9,54 +13,97 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
+from typing import Any
 
-from ivr.config import load_settings
+from ivr.config import Settings, load_settings
+from ivr.errors import StartupError
 
 log = logging.getLogger(__name__)
+
+SIM_BANNER = (
+    "NO ASTERISK CONFIGURED: `ivr run` dials the BUILT-IN SIMULATOR, no real phone will ring.\n"
+    "  To call for real, set IVR_ASTERISK_SERVERS and IVR_AST_<NAME>_* in .env "
+    "(README: \"Connecting a real Asterisk\")."
+)
+AMI_WAIT = 8.0  # seconds to wait for the first AMI login at start
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("run", help="run FastAGI server, dialer and web UI in one process")
     parser.add_argument("--no-web", action="store_true", help="do not start the web UI")
     parser.add_argument("--no-dialer", action="store_true", help="do not place calls (FastAGI + web only)")
-    parser.add_argument("--sim-lines", type=int, default=10, help="simulator channel limit when no Asterisk is configured")
+    parser.add_argument("--grace", type=float, default=120.0,
+                        help="seconds the calls in progress may run after SIGTERM/Ctrl-C (default 120)")
+    sim = parser.add_argument_group("built-in simulator (only when no Asterisk is configured)")
+    sim.add_argument("--sim-lines", type=int, default=10, help="simulator channel limit (default 10)")
+    sim.add_argument("--sim-speed", type=float, default=1.0,
+                     help="simulated subscribers act this many times faster than real time (default 1)")
+    sim.add_argument("--sim-seed", type=int, default=7, help="seed of the simulated subscribers' behaviour")
+    sim.add_argument("--sim-rates", metavar="NAME=W,...",
+                     help="call outcome mix, e.g. answer=0.6,busy=0.1,no_answer=0.2,machine=0.1")
+    sim.add_argument("--sim-personas", metavar="NAME=W,...",
+                     help="what answering subscribers do, e.g. promise=1,paid=1,reason=1")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
-    return asyncio.run(_main(settings, args))
+    book = _sim_book(args) if settings.use_simulator else None
+    return asyncio.run(_main(settings, args, book))
 
 
-async def _main(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _sim_book(args: argparse.Namespace) -> Any:
+    from ivr.sim.population import DEFAULT_PERSONAS, DEFAULT_RATES, LiveBook, parse_weights
+
+    try:
+        rates = parse_weights(args.sim_rates, DEFAULT_RATES) if args.sim_rates else None
+        personas = parse_weights(args.sim_personas, DEFAULT_PERSONAS) if args.sim_personas else None
+    except ValueError as exc:
+        raise StartupError(f"--sim-rates/--sim-personas: {exc}", code=2) from None
+    return LiveBook(args.sim_seed, rates, personas)
+
+
+async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
     from ivr.clock import SystemClock
-    from ivr.runtime import SIM_SECRET, SIM_USER, simulator_server, start_services, stop_services
+    from ivr.heartbeat import instance_name
+    from ivr.monitor import Monitor
+    from ivr.runtime import (
+        SIM_SECRET,
+        SIM_USER,
+        rules_loader_for,
+        service_info,
+        simulator_server,
+        start_services,
+        stop_services,
+    )
     from ivr.wiring import open_database
 
     db = open_database(settings)
     clock = SystemClock()
     sim = None
     servers = settings.asterisk_servers
-    if settings.use_simulator:
-        import random
+    if book is not None:
+        from ivr.sim import SimulatedAsterisk
 
-        from sqlalchemy import select
-
-        from ivr.db.models import PhoneNumber
-        from ivr.sim import SimulatedAsterisk, book_from_mapping, random_population
-
-        with db.sessions() as session:
-            numbers = [n.lstrip("+") for n in session.scalars(select(PhoneNumber.number))]
-        population = random_population(numbers, random.Random(7))
-        sim = SimulatedAsterisk(book_from_mapping(population), users={SIM_USER: SIM_SECRET}, channel_limit=args.sim_lines)
+        sim = SimulatedAsterisk(book, users={SIM_USER: SIM_SECRET}, channel_limit=args.sim_lines, speed=args.sim_speed)
         await sim.start()
         servers = (simulator_server(sim.ami_port, args.sim_lines),)
+        print(f"ivr run: {SIM_BANNER}", file=sys.stderr, flush=True)
         log.warning("no Asterisk configured (IVR_ASTERISK_SERVERS): dialing the built-in simulator")
-    # the dialer's own loop (below) fills lines on every freed line and every tick; the
-    # scheduler only runs the ladder and the housekeeping jobs
-    services = await start_services(settings, db, clock, servers=servers, with_web=not args.no_web,
-                                    with_dialer=not args.no_dialer, run_dialer_loop=False)
-    services.sim = sim
+    services = None
+    try:
+        services = await start_services(settings, db, clock, servers=servers, with_web=not args.no_web,
+                                        with_dialer=not args.no_dialer, run_dialer_loop=False)
+        services.sim = sim
+        await _check_asterisk(services.ami)
+    except BaseException:
+        if services is not None:
+            await stop_services(services, grace=0)
+        if sim is not None:
+            await sim.stop()
+        raise
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,19 +111,83 @@ async def _main(settings, args: argparse.Namespace) -> int:  # type: ignore[no-u
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    instance = services.dialer.dialer_id if services.dialer is not None else instance_name()
+    monitor = Monitor(sessions=db.sessions, rules_loader=rules_loader_for(services.settings), clock=clock,
+                      instance=instance, role="run", info=lambda: service_info(services))
+    services.monitor = monitor
+    monitor_stop = asyncio.Event()
+    monitor_task = asyncio.create_task(monitor.run(monitor_stop))
     dialer_task = None
     if services.dialer is not None:
+        services.spawn(_warm_up(services.audio))
         dialer_task = asyncio.create_task(services.dialer.run(stop))
     web = "off" if args.no_web else f"http://{settings.web_host}:{settings.web_port}/"
-    target = "simulator" if sim else ", ".join(s.name for s in servers)
+    target = "the built-in simulator" if sim else ", ".join(s.name for s in servers)
     print(f"ivr run: FastAGI on {settings.agi_host}:{services.agi.port if services.agi else '-'}, web UI {web}, "
-          f"dialer {'off' if args.no_dialer else 'on'}, {target}. Ctrl-C stops (calls in progress finish).", flush=True)
+          f"dialer {'off' if args.no_dialer else 'on'} via {target}. `ivr status` tells what it is doing; "
+          "Ctrl-C stops (calls in progress finish).", flush=True)
     try:
         await stop.wait()
     finally:
-        if dialer_task is not None:
-            await asyncio.wait([dialer_task], timeout=10)
+        await _drain(services, dialer_task, args.grace)
+        monitor_stop.set()
+        await asyncio.wait([monitor_task], timeout=10)
         await stop_services(services)
         if sim is not None:
             await sim.stop()
+    log.info("ivr run stopped")
     return 0
+
+
+async def _warm_up(audio: Any) -> None:
+    try:
+        await asyncio.to_thread(audio.warm_up)
+    except Exception:  # noqa: BLE001 - calls still prepare their own audio
+        log.exception("audio warm-up failed; each call prepares its own phrases")
+
+
+async def _check_asterisk(clients: Any) -> None:
+    """Wait briefly for the AMI logins: a refused login is a wrong setting (stop); when no server
+    can be reached at all there is nothing to dial through (stop); a server that is down while
+    others are up is retried in the background."""
+    if not clients:
+        return
+    await asyncio.gather(*(c.wait_connected(AMI_WAIT) for c in clients.values()))
+    for name, client in clients.items():
+        if client.auth_failed:
+            raise StartupError(f"Asterisk {name}: {client.last_error}; check IVR_AST_{name.upper()}_USER and "
+                               f"IVR_AST_{name.upper()}_SECRET in .env against manager.conf", code=2)
+    down = {name: c for name, c in clients.items() if not c.connected}
+    if down and len(down) == len(clients):
+        name, client = next(iter(down.items()))
+        raise StartupError(f"cannot reach Asterisk {name}: {client.last_error or 'no answer'}; is Asterisk "
+                           "running with the manager interface enabled on that address (manager.conf: "
+                           f"enabled = yes, bindaddr)? (IVR_AST_{name.upper()}_HOST / _PORT)")
+    for name, client in down.items():
+        log.error("Asterisk %s is not reachable (%s): dialing through the others, retrying it in the background",
+                  name, client.last_error)
+
+
+async def _drain(services: Any, dialer_task: asyncio.Task[None] | None, grace: float) -> None:
+    """Stop: no new call, then wait for the calls in progress to end (their Hangup events close
+    the attempts), at most `grace` seconds."""
+    dialer = services.dialer
+    if dialer is None:
+        return
+    dialer.stop_dialing()
+    if services.scheduler is not None:
+        services.scheduler.shutdown(wait=False)
+        services.scheduler = None
+    if dialer_task is not None:
+        await asyncio.wait([dialer_task], timeout=10)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    left = dialer.calls_in_progress()
+    if left:
+        log.info("stopping: no new calls; %d call(s) in progress get up to %.0fs to finish", left, grace)
+    while left and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        left = dialer.calls_in_progress()
+    if left:
+        log.warning("stopping with %d call(s) still in progress after %.0fs: reconciled at the next start",
+                    left, grace)

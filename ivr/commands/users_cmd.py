@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     tokens_sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
     tadd = tokens_sub.add_parser("add", help="create a token and print it once")
     tadd.add_argument("name")
+    tadd.add_argument("--scopes", required=True, metavar="SCOPES",
+                      help="what the token may do, comma separated: import (push accounts and payments), "
+                           "export (read outcomes, block list, callbacks)")
     tadd.set_defaults(func=tokens_add)
     tlist = tokens_sub.add_parser("list", help="list tokens (names only; tokens are stored hashed)")
     tlist.set_defaults(func=tokens_list)
@@ -46,6 +49,10 @@ def _db(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        # getpass would read the password from a pipe, echoed, or fail with a traceback
+        raise ValueError("no terminal to ask for the password on; pipe it in with --password-stdin, "
+                         "e.g.: printf '%s\\n' \"$PASSWORD\" | ivr users add NAME --role admin --password-stdin")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Repeat: ") != first:
         raise ValueError("the passwords differ")
@@ -86,12 +93,13 @@ def tokens_add(args: argparse.Namespace) -> int:
     db = _db(args)
     try:
         with db.sessions.begin() as session:
-            _row, token = create_api_token(session, args.name)
+            row, token = create_api_token(session, args.name, args.scopes)
+            scopes = row.scopes
     except AuthError as exc:
         print(f"tokens add: {exc}", file=sys.stderr)
         return 1
     print(token)
-    print(f"token {args.name!r} created; it is shown only this once", file=sys.stderr)
+    print(f"token {args.name!r} ({scopes}) created; it is shown only this once", file=sys.stderr)
     return 0
 
 
@@ -102,7 +110,7 @@ def tokens_list(args: argparse.Namespace) -> int:
     with db.sessions() as session:
         for tok in session.scalars(select(ApiToken).order_by(ApiToken.name)):
             state = f"revoked {tok.revoked_at:%Y-%m-%d}" if tok.revoked_at else "active"
-            print(f"{tok.name:24} {tok.created_at:%Y-%m-%d %H:%M}  {state}")
+            print(f"{tok.name:24} {tok.scopes:14} {tok.created_at:%Y-%m-%d %H:%M}  {state}")
     return 0
 
 

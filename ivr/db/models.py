@@ -402,6 +402,9 @@ class User(Base):
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty = all queues
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Written into every session cookie at login and compared on each request; logout and a
+    # password change bump it, so a copied cookie stops working (sessions are revocable).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -412,6 +415,9 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # what the token may do, comma separated: import (push accounts/payments), export (pull
+    # outcomes, block list, callbacks); tokens made before scopes existed keep both
+    scopes: Mapped[str] = mapped_column(String(64), default="import,export", server_default="import,export")
 
 
 class Setting(Base):
@@ -455,3 +461,21 @@ class LineLease(Base):
     action_id: Mapped[str | None] = mapped_column(String(64), index=True)
     dialer_id: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ServiceHeartbeat(Base):
+    """What a running `ivr run` / `ivr agi-server` process says about itself every few seconds
+    (AMI connections, FastAGI port, lines, the dialer's state), so that `ivr status` and the web
+    UI, in other processes or on other hosts, can tell what the robot is doing. A row whose
+    `updated_at` is old belongs to a process that is gone."""
+
+    __tablename__ = "service_heartbeats"
+
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)  # host-pid (the dialer id)
+    role: Mapped[str] = mapped_column(String(20))  # run | agi-server | web
+    host: Mapped[str] = mapped_column(String(100))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -142,6 +142,7 @@ class Dialer:
         self._reconciled_at: dt.datetime | None = None
         self._restarts_seen: dict[str, int] = {}
         self._missing: set[str] = set()
+        self.stopped = False  # set by stop_dialing(): no new Originate from here on
 
     @property
     def health(self) -> HealthState:
@@ -227,8 +228,20 @@ class Dialer:
 
     # -- the fill pass -----------------------------------------------------------------------
 
+    def stop_dialing(self) -> None:
+        """No new call from now on (shutdown): events still finish the calls in progress, but a
+        freed line is not refilled."""
+        self.stopped = True
+        self._wake.set()
+
+    def calls_in_progress(self) -> int:
+        """Our attempts still in flight (claimed, ringing or answered) by this process's count."""
+        return sum(self.lines.ours(name) for name in self.servers)
+
     async def run_once(self) -> int:
         """Fill free lines once; returns how many Originates were sent."""
+        if self.stopped:
+            return 0
         async with self._pass_lock:
             self._wake.clear()
             if not (await self.agi_health.check()).ok:
@@ -251,6 +264,8 @@ class Dialer:
             candidates = await self._db(self._select, rules, self.clock.now(), free * 2)
             sent = 0
             for candidate in candidates:
+                if self.stopped:
+                    break
                 server = self.lines.reserve(self.connected_servers())
                 if server is None:
                     break

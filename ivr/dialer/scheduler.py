@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -52,16 +54,22 @@ def build_scheduler(
     dial_seconds: float | None = None,
     reconcile_seconds: float | None = None,
     scheduler: AsyncIOScheduler | None = None,
+    ladder_at_start: bool = False,
 ) -> AsyncIOScheduler:
     """Add the dialer's jobs to `scheduler` (a new AsyncIOScheduler by default); not started.
 
     Intervals are in real seconds (APScheduler's clock); each job reads `clock.now()` for its
     own notion of time, so the demo's fast clock still sees consistent dates.
+
+    No job depends on another having run: the dial pass applies the ladder's decision to every
+    case it may call (see ivr.dialer.selector), so the ladder sweep only keeps what is not due
+    up to date (lifecycle, block list, promises); `ladder_at_start` runs it once at once.
     """
     sched = scheduler or AsyncIOScheduler(job_defaults=dict(JOB_DEFAULTS))
+    first: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if ladder_at_start else {}
     sched.add_job(
         make_ladder_job(sessions, rules_loader, clock), IntervalTrigger(seconds=ladder_seconds),
-        id=LADDER_JOB, replace_existing=True, **JOB_DEFAULTS,
+        id=LADDER_JOB, replace_existing=True, **JOB_DEFAULTS, **first,
     )
     if dialer is not None:
         seconds = dial_seconds if dial_seconds is not None else dialer.settings.dialer_tick_seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ivr.sim.scenario import Callee, KeyPress
 
@@ -151,3 +151,47 @@ def random_population(
         numbers, rng, rates, menu=menu, personas=personas, today=today
     )
     return {n: callee for n, (_, callee) in full.items()}
+
+
+class LiveBook:
+    """A scenario book for a long-running simulator (`ivr run` with no Asterisk): any number,
+    imported before or after the start, gets a callee drawn from the mix, seeded by the number
+    and how many times it was called (someone away on the first call may answer a later one),
+    with today's date at the moment of the call (promised dates stay valid past midnight)."""
+
+    def __init__(self, seed: int = 7, rates: Mapping[str, float] | None = None,
+                 personas: Mapping[str, float] | None = None, menu: Mapping[str, str] | None = None,
+                 today: Callable[[], dt.date] = dt.date.today) -> None:
+        self.seed = seed
+        self.rates = rates
+        self.personas = personas
+        self.menu = menu
+        self.today = today
+        self.calls: dict[str, int] = {}
+        self.personas_given: dict[str, str] = {}  # number -> persona of its last call
+
+    def __call__(self, number: str) -> Callee:
+        n = self.calls.get(number, 0)
+        self.calls[number] = n + 1
+        rng = random.Random(f"{self.seed}:{number}:{n}")
+        persona, callee = random_population_with_personas(
+            [number], rng, self.rates, menu=self.menu, personas=self.personas, today=self.today())[number]
+        self.personas_given[number] = persona
+        return callee
+
+
+def parse_weights(text: str, known: Iterable[str]) -> dict[str, float]:
+    """'answer=0.7,busy=0.3' -> weights; names must be known (a typo is an error, not a zero)."""
+    names = set(known)
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name.strip() not in names:
+            raise ValueError(f"{part!r}: expected NAME=WEIGHT with NAME one of {', '.join(sorted(names))}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{part!r}: weight {value!r} is not a number") from None
+    if not out or any(w < 0 for w in out.values()) or sum(out.values()) <= 0:
+        raise ValueError(f"{text!r}: weights must be non-negative with a positive sum")
+    return out

@@ -2,9 +2,14 @@
 every later call (on any FastAGI process sharing the directory) just plays the file.
 
 Layout: <root>/<language>/<2 hex>/<sha256>.wav and <root>/recordings/<sha256>.wav, all 8 kHz
-mono 16-bit WAV, world-readable (Asterisk usually runs as another user). Writes go to a temp
-file in the same directory and are renamed into place, so a concurrent reader sees either no
-file or the whole file, never half of one.
+mono 16-bit WAV. Writes go to a temp file in the same directory and are renamed into place, so a
+concurrent reader sees either no file or the whole file, never half of one.
+
+The files speak subscribers' names and debts, so nothing is world-readable: directories are
+created 0750 and files 0640. Asterisk, which usually runs as another user, reads them through the
+group: add the asterisk user to the robot's group, or give the cache directory the asterisk group
+with the set-group-id bit (`chgrp asterisk DIR && chmod 2750 DIR`): new subdirectories and files
+then inherit that group.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # Bump when the audio processing (filter, loudness, trimming) changes: old files are re-rendered.
 PIPELINE_VERSION = "1"
-FILE_MODE = 0o644
+FILE_MODE = 0o640  # owner writes, the group (Asterisk) reads, others nothing
+DIR_MODE = 0o750
 EMPTY_PHRASE_MS = 200
 
 
@@ -117,15 +123,33 @@ class AudioCache:
         except OSError:  # read-only cache: still usable, just never pruned by age
             pass
 
-    @staticmethod
-    def _write(audio: AudioSegment, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _make_dirs(self, directory: Path) -> None:
+        """`directory` and the levels between it and the cache root, each created DIR_MODE
+        (mkdir(parents=True) would create the intermediate levels with the default 0755)."""
+        missing = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            if current == self.root or current.parent == current:
+                break
+            current = current.parent
+        if missing and missing[-1] == self.root:
+            # above the root is the admin's business: created as mkdir -p would
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+        for level in reversed(missing):
+            try:
+                level.mkdir(mode=DIR_MODE)
+            except FileExistsError:  # another process made it first
+                pass
+
+    def _write(self, audio: AudioSegment, path: Path) -> None:
+        self._make_dirs(path.parent)
         handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False)
         tmp = Path(handle.name)
         try:
             with handle:
                 audio.export(handle, format="wav")
-            os.chmod(tmp, FILE_MODE)  # NamedTemporaryFile creates 0600; Asterisk must read it
+            os.chmod(tmp, FILE_MODE)  # NamedTemporaryFile creates 0600; Asterisk reads via the group
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

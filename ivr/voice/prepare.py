@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,21 @@ class CallAudio:
             raise KeyError(f"no readback prepared for {day} (prepared: {span})") from None
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def synthesise_all(cache: AudioCache, texts: Sequence[str], language: str) -> None:
+    """Make sure every text is in the cache, synthesising the missing ones concurrently."""
+    global _POOL
+    missing = list(dict.fromkeys(t for t in texts if not cache.has(t, language)))
+    if len(missing) <= 1:
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="tts")
+    for _ in _POOL.map(lambda text: cache.path_for(text, language), missing):
+        pass
+
+
 class AudioPreparer:
     def __init__(self, store: PromptStore, cache: AudioCache, settings: Settings) -> None:
         self.store = store
@@ -125,19 +142,27 @@ class AudioPreparer:
         audio = CallAudio(language=language, phrases={}, readbacks={}, reason_replies={},
                           reasons=[(r.key, r.code, r.actionable, r.route) for r in reasons], message_name=message)
         for name in [*CALL_PHRASES, message]:
-            if name not in templates:
-                continue
-            text = self._render(templates[name], context)
-            audio.texts[name] = text
-            audio.phrases[name] = self._audio_for(templates[name], text, language)
-        audio.phrases[DEBT_MESSAGE] = audio.phrases[message]
-        audio.texts[DEBT_MESSAGE] = audio.texts[message]
-
+            if name in templates:
+                audio.texts[name] = self._render(templates[name], context)
         readback = templates[READBACK]
         day = today
         while day <= horizon:
-            text = self._render(readback, with_promise_date(context, day))
-            audio.texts[f"readback:{day.isoformat()}"] = text
+            audio.texts[f"readback:{day.isoformat()}"] = self._render(readback, with_promise_date(context, day))
+            day += dt.timedelta(days=1)
+        # Synthesis is a process per phrase (espeak-ng): the phrases missing from the cache are
+        # made side by side on every core, so a call's first preparation (dozens of date
+        # read-backs) does not hold the first call back for long.
+        spoken = [text for key, text in audio.texts.items()
+                  if not (key in templates and templates[key].recording_path)]
+        synthesise_all(self.cache, spoken, language)
+        for name in [*CALL_PHRASES, message]:
+            if name in templates:
+                audio.phrases[name] = self._audio_for(templates[name], audio.texts[name], language)
+        audio.phrases[DEBT_MESSAGE] = audio.phrases[message]
+        audio.texts[DEBT_MESSAGE] = audio.texts[message]
+        day = today
+        while day <= horizon:
+            text = audio.texts[f"readback:{day.isoformat()}"]
             audio.readbacks[day] = self.cache.asterisk_name(self.cache.path_for(text, language))
             day += dt.timedelta(days=1)
 

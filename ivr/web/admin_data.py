@@ -237,11 +237,12 @@ async def token_add(request: Request) -> Response:
     admin_user = await require(request, "admin")
     form = await checked_form(request)
     name = form_str(form, "name")
+    scopes = [v for v in form.getlist("scope") if isinstance(v, str)]
     try:
-        token = await in_db(request, lambda s: auth.create_api_token(s, name)[1])
+        token = await in_db(request, lambda s: auth.create_api_token(s, name, scopes)[1])
     except auth.AuthError as exc:
         return await tokens_page(request, error=t(request, exc.key, **exc.params), status_code=400)
-    log.info("API token %r created by %s", name, admin_user.username)
+    log.info("API token %r (%s) created by %s", name, ",".join(scopes), admin_user.username)
     # shown once, on this response only; only its hash is stored
     return await tokens_page(request, new_token=token)
 

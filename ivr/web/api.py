@@ -1,6 +1,8 @@
 """JSON API for billing systems: push accounts and payments, pull outcomes, the block list and
 callbacks. Authentication is `Authorization: Bearer <token>` (tokens from `ivr tokens add` or the
-admin page; only their hashes are stored). Errors are JSON: {"error": "..."}.
+admin page; only their hashes are stored); a token's scopes say which endpoints it may use
+(import: the POSTs, export: the GETs), checked before the body is read. Errors are JSON:
+{"error": "..."}.
 
 Accounts and payments go through the same importer as CSV uploads (the JSON list is written as an
 in-memory CSV with the same column names), so the validation, the bad-row report and the
@@ -14,6 +16,7 @@ import datetime as dt
 import io
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ivr.web.auth import bearer_token, find_api_token
+from ivr.web.auth import SCOPE_EXPORT, SCOPE_IMPORT, bearer_token, find_api_token, token_scopes
 from ivr.web.common import ctx, in_db
 
 log = logging.getLogger(__name__)
@@ -49,14 +52,46 @@ def json_response(data: Any, status_code: int = 200) -> JSONResponse:
     return JSONResponse(_jsonable(data), status_code=status_code)
 
 
+_TOKEN_KEY = "ivr.api_token"
+
+
 async def authenticate(request: Request) -> str:
-    """The token's name, or 401."""
+    """The token's name (already checked by `scoped` for this endpoint), or 401."""
+    cached = request.scope.get(_TOKEN_KEY)
+    if isinstance(cached, str):
+        return cached
+    name, _scopes = await _token(request)
+    return name
+
+
+async def _token(request: Request) -> tuple[str, tuple[str, ...]]:
     token = bearer_token(request.headers)
-    name = await in_db(request, lambda s: (row.name if (row := find_api_token(s, token)) else None)) if token else None
-    if name is None:
+
+    def find(session: Session) -> tuple[str, tuple[str, ...]] | None:
+        row = find_api_token(session, token)
+        return (row.name, token_scopes(row)) if row else None
+
+    found = await in_db(request, find) if token else None
+    if found is None:
         raise HTTPException(401, "missing or invalid API token (Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": "Bearer"})
-    return name
+    return found
+
+
+def scoped(scope: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """`endpoint` for tokens that hold `scope` only: 401 without a valid token, 403 without the
+    scope, both before a byte of the request body is read."""
+
+    async def guarded(request: Request) -> Response:
+        name, scopes = await _token(request)
+        if scope not in scopes:
+            log.warning("API token %s (scopes %s) refused on %s: needs %s", name, ",".join(scopes) or "-",
+                        request.url.path, scope)
+            raise HTTPException(403, f"this token lacks the {scope!r} scope (it has: {', '.join(scopes) or 'none'})")
+        request.scope[_TOKEN_KEY] = name
+        return await endpoint(request)
+
+    return guarded
 
 
 def _cell(value: Any) -> str:
@@ -193,9 +228,9 @@ async def get_callbacks(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/accounts", post_accounts, methods=["POST"]),
-        Route("/payments", post_payments, methods=["POST"]),
-        Route("/outcomes", get_outcomes, methods=["GET"]),
-        Route("/blocklist", get_blocklist, methods=["GET"]),
-        Route("/callbacks", get_callbacks, methods=["GET"]),
+        Route("/accounts", scoped(SCOPE_IMPORT, post_accounts), methods=["POST"]),
+        Route("/payments", scoped(SCOPE_IMPORT, post_payments), methods=["POST"]),
+        Route("/outcomes", scoped(SCOPE_EXPORT, get_outcomes), methods=["GET"]),
+        Route("/blocklist", scoped(SCOPE_EXPORT, get_blocklist), methods=["GET"]),
+        Route("/callbacks", scoped(SCOPE_EXPORT, get_callbacks), methods=["GET"]),
     ]

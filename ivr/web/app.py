@@ -29,7 +29,13 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
 from ivr.web import admin, admin_data, admin_prompts, api, i18n, media, operator, reports
-from ivr.web.auth import LoginLimiter, authenticate, home_path, load_or_create_secret
+from ivr.web.auth import (
+    LoginLimiter,
+    authenticate,
+    home_path,
+    load_or_create_secret,
+    revoke_sessions,
+)
 from ivr.web.common import (
     STATIC_DIR,
     TEMPLATES_DIR,
@@ -46,8 +52,10 @@ from ivr.web.common import (
     redirect,
     render,
     t,
+    trusted_networks,
 )
 from ivr.web.deps import ClickToCall
+from ivr.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +135,11 @@ async def login_submit(request: Request) -> Response:
         return render(request, "login.html", {"error": t(request, "err_login_rate", minutes=minutes),
                                               "username": username, "next": next_path}, status_code=429)
 
-    def check(session: Session) -> tuple[int, str, str] | None:
+    def check(session: Session) -> tuple[int, str, str, int] | None:
         user: User | None = authenticate(session, username, password)
-        return (user.id, user.role, password_fingerprint(user.password_hash)) if user else None
+        if user is None:
+            return None
+        return user.id, user.role, password_fingerprint(user.password_hash), user.session_epoch or 0
 
     found = await in_db(request, check) if username and password else None
     if found is None:
@@ -138,17 +148,28 @@ async def login_submit(request: Request) -> Response:
         return render(request, "login.html", {"error": t(request, "err_login"), "username": username,
                                               "next": next_path}, status_code=401)
     web.limiter.succeeded(username, address)
-    uid, role, fingerprint = found
+    uid, role, fingerprint, epoch = found
     lang = lang_of(request)
     # a fresh session on login: no session fixation, new CSRF token
     request.session.clear()
-    request.session.update({"uid": uid, "pwv": fingerprint, "lang": lang})
+    request.session.update({"uid": uid, "pwv": fingerprint, "sev": epoch, "lang": lang})
     log.info("user %r logged in from %s", username, address)
     return redirect(next_path or home_path(role))
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
+    user = await current_user(request)
+    if user is not None:
+        # The cookie is signed, not stored: clearing it in this browser would leave a copy of it
+        # (stolen, or on another machine) valid until it expires. Bumping the epoch ends them all.
+        def revoke(session: Session) -> None:
+            row = session.get(User, user.id)
+            if row is not None:
+                revoke_sessions(row)
+
+        await in_db(request, revoke)
+        log.info("user %r logged out; their sessions are revoked", user.username)
     lang = lang_of(request)
     request.session.clear()
     request.session["lang"] = lang
@@ -229,6 +250,7 @@ def create_app(
         settings=settings, sessions=sessions, clock=clock or SystemClock(), templates=_templates(),
         limiter=login_limiter or LoginLimiter(), click_to_call=click_to_call, audio_cache=audio_cache,
         prompt_store=prompt_store, upload_dir=upload_dir or Path("var") / "uploads",
+        trusted_proxies=trusted_networks(settings.web_trusted_proxies),
     )
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
@@ -247,6 +269,8 @@ def create_app(
     ]
     middleware = [
         Middleware(SecurityHeaders),
+        # outermost after the headers: a body over its path's limit is refused while it streams
+        Middleware(BodyLimit),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
                    max_age=SESSION_MAX_AGE, same_site="lax", https_only=secure_cookie(settings)),
     ]

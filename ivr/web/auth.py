@@ -1,9 +1,12 @@
 """Who may do what in the web UI: password hashing, API tokens, the session secret, CSRF, login
 rate limiting and role checks.
 
-Passwords use scrypt with a per-user salt; comparisons are constant-time. API tokens are random
-(256 bits), so a plain SHA-256 of the token is enough to store them: it cannot be brute-forced and
-lets the API find the row with one indexed lookup.
+Passwords use scrypt with a per-user salt; comparisons are constant-time; new passwords must pass
+ivr.passwords (length, not a common password). API tokens are random (256 bits), so a plain
+SHA-256 of the token is enough to store them: it cannot be brute-forced and lets the API find the
+row with one indexed lookup. Each token has scopes (import, export) checked per API endpoint.
+Sessions are revocable: the user's session epoch is in the signed cookie and bumped at logout
+and at a password change.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ivr.config import ConfigError
 from ivr.db.models import ApiToken, User
+from ivr.passwords import (
+    MIN_PASSWORD_LENGTH,
+    MIN_WEB_SECRET_LENGTH,
+    password_problem,
+    secret_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +49,6 @@ _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _SCRYPT_LEN = 32
-MIN_PASSWORD_LENGTH = 8
 CSRF_FIELD = "csrf"
 _SESSION_CSRF = "csrf"
 
@@ -85,10 +94,11 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_hex(16))
 
 
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError("err_password_short", f"password must be at least {MIN_PASSWORD_LENGTH} characters",
-                        n=MIN_PASSWORD_LENGTH)
+def check_password_strength(password: str, username: str = "") -> None:
+    problem = password_problem(password, username)
+    if problem is not None:
+        key, message = problem
+        raise AuthError(key, message, n=MIN_PASSWORD_LENGTH)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -130,7 +140,7 @@ def create_user(session: Session, *, username: str, role: str, password: str, ph
                 queues: Iterable[str] = ()) -> User:
     username = validate_username(username)
     validate_role(role)
-    check_password_strength(password)
+    check_password_strength(password, username)
     if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
         raise AuthError("err_user_exists", f"user {username!r} already exists", name=username)
     user = User(username=username, role=role, password_hash=hash_password(password),
@@ -142,8 +152,14 @@ def create_user(session: Session, *, username: str, role: str, password: str, ph
 
 
 def set_password(user: User, password: str) -> None:
-    check_password_strength(password)
+    check_password_strength(password, user.username)
     user.password_hash = hash_password(password)
+    revoke_sessions(user)
+
+
+def revoke_sessions(user: User) -> None:
+    """End every session of `user` (all browsers): their cookies carry the old epoch."""
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -155,15 +171,40 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_api_token(session: Session, name: str) -> tuple[ApiToken, str]:
-    """Store a new token (hashed); returns the row and the token, which is shown only once."""
+# What an API token may do. import: POST /api/v1/accounts and /payments; export: GET
+# /api/v1/outcomes, /blocklist, /callbacks (read-only).
+SCOPE_IMPORT = "import"
+SCOPE_EXPORT = "export"
+SCOPES = (SCOPE_IMPORT, SCOPE_EXPORT)
+
+
+def parse_scopes(raw: str | Iterable[str]) -> tuple[str, ...]:
+    """Scopes from "import,export" or a list, in canonical order; unknown or none is an error."""
+    items = raw.replace(";", ",").split(",") if isinstance(raw, str) else list(raw)
+    wanted = {item.strip().lower() for item in items if item.strip()}
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown or not wanted:
+        raise AuthError("err_token_scopes", f"token scopes must be some of {', '.join(SCOPES)}"
+                        + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return tuple(s for s in SCOPES if s in wanted)
+
+
+def token_scopes(row: ApiToken) -> tuple[str, ...]:
+    return tuple(s for s in SCOPES if s in {p.strip() for p in (row.scopes or "").split(",")})
+
+
+def create_api_token(session: Session, name: str,
+                     scopes: str | Iterable[str] = SCOPES) -> tuple[ApiToken, str]:
+    """Store a new token (hashed) with `scopes`; returns the row and the token, which is shown
+    only once."""
     name = name.strip()
     if not name or len(name) > 64:
         raise AuthError("err_token_name", "token name must be 1-64 characters")
+    granted = parse_scopes(scopes)
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise AuthError("err_token_exists", f"a token named {name!r} already exists", name=name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=hash_token(token))
+    row = ApiToken(name=name, token_hash=hash_token(token), scopes=",".join(granted))
     session.add(row)
     session.flush()
     return row, token
@@ -195,6 +236,10 @@ def load_or_create_secret(configured: str, path: Path) -> str:
     if path.is_file():
         secret = path.read_text(encoding="ascii").strip()
         if secret:
+            problem = secret_problem(secret, MIN_WEB_SECRET_LENGTH)
+            if problem is not None:  # someone wrote their own into the file
+                raise ConfigError(f"{path}: weak session secret refused: {problem}; "
+                                  "delete the file to have a random one generated")
             return secret
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
@@ -248,43 +293,57 @@ def home_path(role: str) -> str:
 
 @dataclass
 class LoginLimiter:
-    """At most `max_failures` failed logins per (username, client address) within `window`; further
-    tries are refused until the oldest failure leaves the window. Memory is bounded: old keys are
-    dropped when the table grows past `max_keys`."""
+    """Failed logins are counted within `window` under two keys, and a try is refused while either
+    is full, until its oldest failure leaves the window:
+    - (username, client address): `max_failures`, someone mistyping or guessing one account;
+    - username from any address: `max_account_failures`, guessing spread over many addresses
+      (a botnet, or forged X-Forwarded-For).
+    There is deliberately no limit per address across accounts: behind a proxy that is not in
+    IVR_WEB_TRUSTED_PROXIES, or an office NAT, every user shares one address, and one attacker
+    could lock everyone out. Trying common passwords across accounts is answered by the password
+    policy instead (ivr.passwords). Memory is bounded: old keys are dropped when the table grows
+    past `max_keys`."""
 
     max_failures: int = 5
+    max_account_failures: int = 20
     window: dt.timedelta = dt.timedelta(minutes=15)
     max_keys: int = 10_000
 
     def __post_init__(self) -> None:
-        self._failures: dict[tuple[str, str], deque[dt.datetime]] = {}
+        self._failures: dict[tuple[str, str, str], deque[dt.datetime]] = {}
 
-    @staticmethod
-    def _key(username: str, address: str) -> tuple[str, str]:
-        return (username.strip().lower(), address)
+    def _keys(self, username: str, address: str) -> list[tuple[tuple[str, str, str], int]]:
+        name = username.strip().lower()
+        return [(("pair", name, address), self.max_failures),
+                (("account", name, ""), self.max_account_failures)]
 
-    def _prune(self, key: tuple[str, str], now: dt.datetime) -> deque[dt.datetime]:
+    def _prune(self, key: tuple[str, str, str], now: dt.datetime) -> deque[dt.datetime]:
         times = self._failures.get(key, deque())
         while times and now - times[0] >= self.window:
             times.popleft()
         return times
 
     def blocked_for(self, username: str, address: str, now: dt.datetime) -> dt.timedelta | None:
-        """How long this pair must still wait, or None when a try is allowed."""
-        key = self._key(username, address)
-        times = self._prune(key, now)
-        if len(times) < self.max_failures:
-            return None
-        return self.window - (now - times[0])
+        """How long this try must still wait, or None when it is allowed."""
+        waits = []
+        for key, limit in self._keys(username, address):
+            times = self._prune(key, now)
+            if len(times) >= limit:
+                waits.append(self.window - (now - times[-limit]))
+        return max(waits) if waits else None
 
     def failed(self, username: str, address: str, now: dt.datetime) -> None:
-        key = self._key(username, address)
-        times = self._prune(key, now)
-        times.append(now)
-        self._failures[key] = times
+        for key, limit in self._keys(username, address):
+            times = self._prune(key, now)
+            times.append(now)
+            while len(times) > limit:  # only the newest `limit` matter for the wait
+                times.popleft()
+            self._failures[key] = times
         if len(self._failures) > self.max_keys:
             for stale in [k for k, v in self._failures.items() if not v or now - v[-1] >= self.window]:
                 del self._failures[stale]
 
     def succeeded(self, username: str, address: str) -> None:
-        self._failures.pop(self._key(username, address), None)
+        """The right password from this address clears its own count only: a success must not
+        reset what an attacker elsewhere has run up against the account."""
+        self._failures.pop(self._keys(username, address)[0][0], None)

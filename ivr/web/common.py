@@ -4,6 +4,7 @@ work off the event loop, CSRF-checked forms, flash messages and template renderi
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from ivr.web.deps import ClickToCall
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -44,6 +46,8 @@ class WebContext:
     audio_cache: Any = None
     prompt_store: Any = None
     upload_dir: Path = field(default_factory=lambda: Path("var/uploads"))
+    # IVR_WEB_TRUSTED_PROXIES, parsed: peers whose X-Forwarded-For is believed
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # digest -> (text, language) of recent prompt previews (see admin_prompts)
     previews: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
 
@@ -94,11 +98,16 @@ def password_fingerprint(password_hash: str) -> str:
 
 
 def session_user(session: Session, data: dict[str, Any]) -> CurrentUser | None:
+    """The user a session cookie names, if the cookie is still valid: the account is active, its
+    password unchanged and its session epoch the one written at login (logout bumps it, so a
+    copied cookie dies with the logout)."""
     uid = data.get("uid")
     if not isinstance(uid, int):
         return None
     user = session.get(User, uid)
     if user is None or not user.active or data.get("pwv") != password_fingerprint(user.password_hash):
+        return None
+    if data.get("sev") != (user.session_epoch or 0):
         return None
     return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()))
 
@@ -202,4 +211,35 @@ def form_int(form: FormData, key: str) -> int | None:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's IP address for logs and login limiting. X-Forwarded-For is believed only when
+    the direct peer is one of IVR_WEB_TRUSTED_PROXIES, and then only as far as the chain of trusted
+    proxies goes: the rightmost address that is not a trusted proxy is the client (everything left
+    of it was written by the client and may be forged)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = ctx(request).trusted_proxies
+    if not proxies or not _is_trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for value in request.headers.getlist("x-forwarded-for") for h in value.split(",")]
+    client = peer
+    for hop in reversed([h for h in hops if h]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a trusted proxy always appends a valid address; garbage means no answer
+        client = str(address)
+        if not any(address in net for net in proxies):
+            break
+    # the first untrusted hop from the right; when every hop is trusted, the leftmost one
+    return client
+
+
+def _is_trusted(host: str, proxies: tuple[IPNetwork, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in net for net in proxies)
+
+
+def trusted_networks(items: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)

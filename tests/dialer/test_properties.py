@@ -1,7 +1,10 @@
 """Property tests over random populations and random times.
 
 The oracle below is written independently of the dialer's code (direct local-time arithmetic
-with zoneinfo and the holidays package), so a selection bug is not mirrored by the check.
+with zoneinfo and the holidays package), so a selection bug is not mirrored by the check. The one
+exception is the escalation ladder's decision for today, which the selector applies to every due
+case before checking it: the oracle takes it from `ladder.decide` (tested on its own in
+test_ladder.py) and checks everything after it independently.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ivr.db.base import Base, create_all
 from ivr.db.models import Account, CallAttempt, DebtCase, OptOut, PhoneNumber
 from ivr.dialer.attempts import on_call_ended
 from ivr.dialer.claims import claim
+from ivr.dialer.ladder import CaseView, Decision, decide
 from ivr.dialer.policy import Limit, Rules, Stage
 from ivr.dialer.selector import Candidate, select_candidates
 from ivr.phone import timezone_for_phone
@@ -173,6 +177,21 @@ def check_candidate(s: Session, c: Candidate, rules: Rules, now: dt.datetime) ->
     assert oracle_within_limits(rows, now, tz)
 
 
+def ladder_today(case: DebtCase, account: Account, rules: Rules, now: dt.datetime) -> Decision:
+    """The ladder's decision for today (the zone: the account's, else its first number's, else the
+    default, as the ladder resolves it)."""
+    numbers = sorted(account.phones, key=lambda p: (p.priority, p.id))
+    name = account.timezone or (timezone_for_phone(numbers[0].number, rules.default_timezone) if numbers else None)
+    try:
+        tz = ZoneInfo(name or rules.default_timezone)
+    except Exception:  # noqa: BLE001
+        tz = ZoneInfo(rules.default_timezone)
+    view = CaseView(state=case.state, opened_on=case.opened_on, amount_owed=case.amount_owed, block_date=account.block_date,
+                    stage_code=case.stage_code, attempts_in_stage=case.attempts_in_stage,
+                    next_attempt_at=case.next_attempt_at, promise_broken=case.promise_broken)
+    return decide(view, rules, now.astimezone(tz).date(), tz)
+
+
 def oracle_callable(s: Session, rules: Rules, now: dt.datetime) -> set[int]:
     """Every case that may be called now, by brute force over the whole population."""
     naive_now = now.replace(tzinfo=None)
@@ -181,14 +200,19 @@ def oracle_callable(s: Session, rules: Rules, now: dt.datetime) -> set[int]:
     expected = set()
     for case in s.scalars(select(DebtCase)):
         account = case.account
-        stage = rules.stage(case.stage_code)
-        if case.state != "active" or case.amount_owed <= 0 or stage is None or case.attempts_in_stage >= stage.max_attempts:
+        if case.state not in ("active", "promised") or case.amount_owed <= 0:
             continue
         if case.next_attempt_at is not None and case.next_attempt_at > naive_now:
             continue
         if account.dial_lock_owner is not None and account.dial_lock_until >= naive_now:  # type: ignore[operator]
             continue
         if account.id in opted_accounts:
+            continue
+        today = ladder_today(case, account, rules, now)
+        stage = rules.stage(today.stage_code)
+        if today.state != "active" or stage is None or today.attempts_in_stage >= stage.max_attempts:
+            continue
+        if today.next_attempt_at is not None and today.next_attempt_at > naive_now:
             continue
         usable = [p for p in sorted(account.phones, key=lambda p: p.priority)
                   if p.status == "ok" and p.number not in opted_numbers]

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from ivr.db.models import Account, CallAttempt, DebtCase, OptOut, PhoneNumber
+from ivr.db.models import Account, CallAttempt, DebtCase, OptOut, PhoneNumber, Promise
 from ivr.dialer.policy import load_rules
 from ivr.dialer.selector import SelectionStats, select_candidates
 from ivr.wiring import Database
@@ -29,7 +29,11 @@ def test_who_is_selected_and_who_is_not(any_db: Database) -> None:
         ok = add_case(s).id
         due = add_case(s, next_attempt_at=NOW - dt.timedelta(hours=1)).id
         add_case(s, next_attempt_at=NOW + dt.timedelta(minutes=5))  # not due yet
-        add_case(s, state="promised")
+        promised = add_case(s, state="promised")
+        s.add(Promise(debt_case_id=promised.id, promised_date=dt.date(2026, 3, 5), status="pending"))
+        broken = add_case(s, state="promised")  # promised for yesterday: the case resumes today
+        s.add(Promise(debt_case_id=broken.id, promised_date=dt.date(2026, 3, 1), status="pending"))
+        broken_id, promised_id = broken.id, promised.id
         add_case(s, owed="0")
         locked = add_case(s)
         locked.account.dial_lock_owner, locked.account.dial_lock_until = "other", NAIVE_NOW + dt.timedelta(minutes=5)
@@ -49,8 +53,15 @@ def test_who_is_selected_and_who_is_not(any_db: Database) -> None:
     assert by_case[two_id].phone == "+79160000102"
     assert late not in by_case
     assert vlad in by_case
-    assert len(found) == 5
+    assert broken_id in by_case
+    assert len(found) == 6
     assert all(c.stage_code == "reminder" and c.language == "ru" for c in found)
+    with any_db.sessions() as s:
+        assert s.get(DebtCase, broken_id).promise_broken  # type: ignore[union-attr]
+        assert s.scalar(select(Promise.status).where(Promise.debt_case_id == broken_id)) == "broken"
+        # the paused one waits for the end of its promised day in Moscow (21:00 UTC on the 5th)
+        kept = s.get(DebtCase, promised_id)
+        assert kept.state == "promised" and kept.next_attempt_at == dt.datetime(2026, 3, 5, 21, 0)  # type: ignore[union-attr]
 
 
 def test_order_and_limit_and_one_case_per_person(any_db: Database) -> None:
@@ -113,16 +124,35 @@ def test_no_usable_phone_and_bad_zone_are_reported(any_db: Database) -> None:
         for phone in dead.account.phones:
             phone.status = "invalid"
         nowhere = add_case(s, tz="Atlantis/Capital")
-        no_stage = add_case(s, stage_code=None)
-        ids = dead.id, nowhere.id, no_stage.id
+        ids = dead.id, nowhere.id
     stats = SelectionStats()
     assert select_now(any_db, stats=stats) == []
-    assert (stats.no_phone, stats.bad_timezone, stats.no_stage) == (1, 1, 1)
+    assert (stats.no_phone, stats.bad_timezone) == (1, 1)
     assert set(stats.not_callable_case_ids) == {ids[0], ids[1]}
     with any_db.sessions() as s:
         bumps = dict(s.execute(select(DebtCase.id, DebtCase.next_attempt_at)).all())
     assert bumps[ids[0]] == NAIVE_NOW + dt.timedelta(days=1)
-    assert bumps[ids[2]] == NAIVE_NOW + dt.timedelta(minutes=15)
+
+
+def test_a_new_case_is_staged_and_selected_in_the_same_pass(any_db: Database) -> None:
+    """The cause of "no call for an hour after an import": the dial pass must not wait for the
+    ladder tick to give a fresh case its stage (no other job runs in this test)."""
+    with any_db.sessions.begin() as s:
+        fresh = add_case(s, stage_code=None).id
+        exhausted = add_case(s, attempts_in_stage=5).id  # 'reminder' ran out: waits for 'firm'
+        early = add_case(s, stage_code=None, opened_on=dt.date(2026, 3, 2)).id  # due today: first stage tomorrow
+    stats = SelectionStats()
+    found = select_now(any_db, stats=stats)
+    assert [c.case_id for c in found] == [fresh]
+    assert found[0].stage_code == "reminder"
+    with any_db.sessions() as s:
+        case = s.get(DebtCase, fresh)
+        assert case.stage_code == "reminder" and case.stage_entered_at == NAIVE_NOW  # type: ignore[union-attr]
+        waiting = s.get(DebtCase, early)
+        # day 1 after the due date, local midnight in Moscow
+        assert waiting.stage_code is None and waiting.next_attempt_at == dt.datetime(2026, 3, 2, 21, 0)  # type: ignore[union-attr]
+        assert s.get(DebtCase, exhausted).next_attempt_at > NAIVE_NOW  # type: ignore[operator, union-attr]
+    assert stats.waiting_stage == 2
 
 
 def test_phone_time_zone_is_used_when_the_account_has_none(any_db: Database) -> None:

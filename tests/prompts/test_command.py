@@ -101,3 +101,27 @@ def test_render_refuses_unknown_account_and_stage(env: list[str], capsys: pytest
     assert "unknown stage 'nope' (stages: reminder, firm, final_warning, blocked)" in capsys.readouterr().err
     assert main([*env, "prompts", "render", "--account", "A-1", "--today", "18.11.2025"]) == 2
     assert "--today: expected YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("today", "stage", "note"), [
+    ("2025-11-12", "reminder", "the ladder's stage for this case on 2025-11-12"),
+    ("2025-11-18", "final_warning", "the ladder's stage for this case on 2025-11-18"),  # 2 days before the block
+    ("2025-11-10", "reminder", "no stage yet on 2025-11-10; the first starts on 2025-11-11"),
+])
+def test_render_previews_the_stage_of_the_day(env: list[str], capsys: pytest.CaptureFixture[str],
+                                              today: str, stage: str, note: str) -> None:
+    """Without --stage, the preview is what a call placed that day would say: the stage the ladder
+    gives the case then, not the stage stored on the case or the ladder's first one."""
+    db = open_database(load_settings(None))
+    with db.sessions.begin() as session:
+        account = Account(external_id="A-78", holder_name="Петров Пётр", balance=Decimal("2"), currency="RUB",
+                          due_date=dt.date(2025, 11, 10), block_date=dt.date(2025, 11, 20), language="ru",
+                          timezone="Europe/Moscow")
+        session.add(account)
+        session.flush()
+        session.add(DebtCase(account_id=account.id, opened_on=dt.date(2025, 11, 10), amount_initial=Decimal("2"),
+                             amount_owed=Decimal("2"), stage_code="reminder"))
+    db.engine.dispose()
+    assert main([*env, "prompts", "render", "--account", "A-78", "--today", today]) == 0
+    out = capsys.readouterr().out
+    assert f"stage: {stage} ({note})" in out

@@ -25,7 +25,7 @@ def test_rendered_phrase_is_asterisk_ready_audio(audio_dir: Path, engine: Counti
     assert info.duration_s > 0.5
     assert info.rms_dbfs > -35  # speech, not silence
     assert path.suffix == ".wav" and path.is_relative_to(audio_dir / "ru")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # Asterisk runs as another user
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # Asterisk reads through the group
     assert not list(path.parent.glob(".*.tmp"))
 
 
@@ -96,3 +96,20 @@ def test_prune_removes_only_unused_files(tmp_path: Path, engine: CountingEngine)
     os.utime(old, (long_ago, long_ago))
     assert cache.prune(timedelta(days=30)) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_cache_is_not_world_readable(tmp_path: Path, engine: CountingEngine) -> None:
+    """The audio says names and debts: every directory the cache creates is 0750 and every file
+    0640, whatever the umask lets through (the default umask 022 would give 0755/0644)."""
+    old = os.umask(0o022)
+    try:
+        root = tmp_path / "var" / "audio"
+        cache = AudioCache(root, engine)
+        spoken = cache.path_for("", "ru")  # a blank phrase: silence, no synthesis needed
+        recorded = cache.use_recording(write_tone_wav(tmp_path / "studio.wav", 440, 16000, 0.3))
+    finally:
+        os.umask(old)
+    for directory in (root, root / "ru", spoken.parent, recorded.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o750, directory
+    for file in (spoken, recorded):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o640, file

@@ -199,7 +199,7 @@ def test_users_add_update_deactivate(db: Database, as_admin: Browser, browser: o
     dup = as_admin.post("/admin/users", {"username": "anna", "role": "operator", "password": "long password"})
     assert dup.status_code == 400 and "уже есть" in dup.text
     short = as_admin.post("/admin/users", {"username": "bob", "role": "operator", "password": "short"})
-    assert short.status_code == 400 and "не короче 8" in short.text
+    assert short.status_code == 400 and "не короче 12" in short.text
     assert as_admin.post(f"/admin/users/{anna.id}", {"role": "manager", "phone": "", "queues": ""}).status_code == 303
     with db.sessions() as s:
         anna = s.get_one(User, anna.id)
@@ -213,14 +213,18 @@ def test_users_add_update_deactivate(db: Database, as_admin: Browser, browser: o
 
 
 def test_tokens_shown_once_and_revoked(db: Database, as_admin: Browser) -> None:
-    page = as_admin.post("/admin/tokens", {"name": "billing"}, follow_redirects=False)
+    page = as_admin.post("/admin/tokens", {"name": "billing", "scope": ["export"]}, follow_redirects=False)
     assert page.status_code == 200
     token = page.text.split('<code class="token">')[1].split("</code>")[0]
     with db.sessions() as s:
         row = s.scalars(select(ApiToken)).one()
         assert row.token_hash == hash_token(token)
+        assert row.scopes == "export"
     assert token not in as_admin.get("/admin/tokens").text
-    assert as_admin.post("/admin/tokens", {"name": "billing"}).status_code == 400
+    assert as_admin.post("/admin/tokens", {"name": "billing", "scope": ["import"]}).status_code == 400
+    # a token that may do nothing is refused, not stored
+    nothing = as_admin.post("/admin/tokens", {"name": "idle"})
+    assert nothing.status_code == 400 and "import" in nothing.text
     assert as_admin.post(f"/admin/tokens/{row.id}/revoke").status_code == 303
     with db.sessions() as s:
         assert s.get_one(ApiToken, row.id).revoked_at is not None

@@ -208,6 +208,15 @@ def test_generated_secret_is_private_and_reused(tmp_path: Path) -> None:
     assert auth.load_or_create_secret("configured", path) == "configured"
 
 
+def test_weak_secret_written_into_the_secret_file_is_refused(tmp_path: Path) -> None:
+    from ivr.config import ConfigError
+
+    path = tmp_path / "web_secret"
+    path.write_text("changeme\n", encoding="ascii")
+    with pytest.raises(ConfigError, match="web_secret: weak session secret refused"):
+        auth.load_or_create_secret("", path)
+
+
 def test_sessions_survive_an_app_restart(make_app: Any, db: Database, users: dict[str, int], settings: Any) -> None:
     from dataclasses import replace
 
@@ -225,9 +234,9 @@ def test_sessions_survive_an_app_restart(make_app: Any, db: Database, users: dic
 @pytest.mark.parametrize("bad", ["", "a b", "x" * 65])
 def test_create_user_validates(db: Database, bad: str) -> None:
     with db.sessions() as s, pytest.raises(auth.AuthError):
-        auth.create_user(s, username=bad, role="operator", password="long enough")
+        auth.create_user(s, username=bad, role="operator", password="long enough 1")
     with db.sessions() as s, pytest.raises(auth.AuthError):
-        auth.create_user(s, username="ok", role="root", password="long enough")
+        auth.create_user(s, username="ok", role="root", password="long enough 1")
     with db.sessions() as s, pytest.raises(auth.AuthError):
         auth.create_user(s, username="ok", role="operator", password="short")
 
@@ -254,3 +263,84 @@ def test_secure_cookie_flag(make_app: Any, settings: Any, users: dict[str, int])
     assert "secure" in page.headers["set-cookie"].lower()
     plain = TestClient(make_app(), base_url="http://testserver").get("/login")
     assert "secure" not in plain.headers["set-cookie"].lower()
+
+
+# --- revocable sessions, per-account limiting, trusted proxies ----------------------------------
+
+def test_logout_revokes_a_copied_session_cookie(app: Any, as_op1: Browser) -> None:
+    from starlette.testclient import TestClient
+
+    stolen = TestClient(app, cookies=dict(as_op1.client.cookies))  # e.g. copied off the machine
+    assert stolen.get("/queues", follow_redirects=False).status_code == 200
+    assert as_op1.post("/logout").status_code == 303
+    # the copy is signed and unexpired, yet dead: the server bumped the user's session epoch
+    replay = stolen.get("/queues", follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/login")
+    stolen.close()
+
+
+def test_revoking_sessions_ends_a_live_session(db: Database, as_op1: Browser,
+                                                                        users: dict[str, int]) -> None:
+    with db.sessions.begin() as s:
+        auth.revoke_sessions(s.get_one(User, users["op1"]))
+    assert as_op1.get("/queues", follow_redirects=False).status_code == 303
+
+
+def test_login_limit_per_account_across_addresses(make_app: Any, settings: Any, users: dict[str, int]) -> None:
+    """Guesses spread over many addresses (here: behind a trusted proxy) still lock the account,
+    while the pair limit alone would have allowed 5 per address."""
+    from dataclasses import replace
+
+    from starlette.testclient import TestClient
+
+    app = make_app(settings=replace(settings, web_trusted_proxies=("10.0.0.1",)))
+    limiter: auth.LoginLimiter = app.state.web.limiter
+    for i in range(limiter.max_account_failures):
+        client = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": f"198.51.100.{i}"})
+        assert Browser(client).login("op1", f"guess {i}").status_code == 401
+    fresh = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": "203.0.113.7"})
+    assert Browser(fresh).login("op1").status_code == 429  # the right password, a new address: waits
+    other = TestClient(app, client=("10.0.0.1", 40000), headers={"X-Forwarded-For": "203.0.113.7"})
+    assert Browser(other).login("op2").status_code == 303  # other accounts are not affected
+
+
+def test_many_accounts_from_one_address_do_not_lock_out_the_others(browser: Any, users: dict[str, int]) -> None:
+    """Behind an office NAT or an unconfigured proxy everyone shares an address: failures on
+    other accounts must not block a user who types the right password."""
+    for i in range(30):
+        assert browser(None).login(f"nobody{i}", "bad guess").status_code == 401
+    assert browser(None).login("op1").status_code == 303
+
+
+def test_success_does_not_reset_the_account_count() -> None:
+    limiter = auth.LoginLimiter(max_failures=5, max_account_failures=3)
+    t0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+    for i in range(3):
+        limiter.failed("op1", f"10.0.0.{i}", t0)
+    limiter.succeeded("op1", "10.9.9.9")
+    assert limiter.blocked_for("op1", "10.9.9.9", t0) is not None
+
+
+@pytest.mark.parametrize(("proxies", "peer", "forwarded", "expected"), [
+    ((), "192.0.2.1", "203.0.113.5", "192.0.2.1"),  # no proxies trusted: the header is ignored
+    (("10.0.0.1",), "192.0.2.1", "203.0.113.5", "192.0.2.1"),  # peer is not the proxy: ignored
+    (("10.0.0.1",), "10.0.0.1", "203.0.113.5", "203.0.113.5"),
+    (("10.0.0.1",), "10.0.0.1", "1.1.1.1, 203.0.113.5", "203.0.113.5"),  # the client forged the left part
+    (("10.0.0.0/24",), "10.0.0.1", "203.0.113.5, 10.0.0.2", "203.0.113.5"),  # two trusted hops
+    (("10.0.0.1",), "10.0.0.1", "", "10.0.0.1"),  # proxy sent no header
+    (("10.0.0.0/24",), "10.0.0.1", "10.0.0.9", "10.0.0.9"),  # a client inside the trusted network
+    (("10.0.0.1",), "10.0.0.1", "203.0.113.5, garbage", "10.0.0.1"),  # unreadable: no answer
+    (("::1",), "::1", "2001:db8::7", "2001:db8::7"),
+])
+def test_client_address_behind_trusted_proxies(make_app: Any, settings: Any, proxies: tuple[str, ...], peer: str,
+                                                forwarded: str, expected: str) -> None:
+    from dataclasses import replace
+
+    from starlette.requests import Request
+
+    from ivr.web.common import client_address
+
+    app = make_app(settings=replace(settings, web_trusted_proxies=proxies))
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    request = Request({"type": "http", "app": app, "headers": headers, "client": (peer, 1234), "path": "/"})
+    assert client_address(request) == expected

@@ -24,12 +24,20 @@ def test_users_and_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main([*env, "users", "add", "chief", "--role", "admin", "--password-stdin", "--phone", "PJSIP/100"]) == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
     assert main([*env, "users", "add", "weak", "--role", "operator", "--password-stdin"]) == 1
-    assert "at least 8" in capsys.readouterr().err
+    assert "at least 12" in capsys.readouterr().err
     assert main([*env, "users", "list"]) == 0
     assert "chief" in capsys.readouterr().out
-    assert main([*env, "tokens", "add", "billing"]) == 0
+    assert main([*env, "tokens", "add", "billing", "--scopes", "export"]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("ivr_")
+    assert main([*env, "tokens", "add", "pusher", "--scopes", "import,delete"]) == 1
+    assert "scopes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a token's powers are always chosen, never implied
+        main([*env, "tokens", "add", "vague"])
+    capsys.readouterr()
+    assert main([*env, "tokens", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "billing" in listing and "export" in listing and "pusher" not in listing
     assert main([*env, "tokens", "revoke", "billing"]) == 0
     engine = make_engine(url)
     with make_session_factory(engine)() as s:
@@ -52,3 +60,20 @@ def test_web_command_config(tmp_path: Path) -> None:
 
     build_parser().print_help(parser_help)
     assert "web" in parser_help.getvalue() and "users" in parser_help.getvalue()
+
+
+@pytest.mark.parametrize(("command", "env", "key"), [
+    ("web", {"IVR_WEB_SECRET": "changeme"}, "IVR_WEB_SECRET"),
+    ("run", {"IVR_ASTERISK_SERVERS": "pbx1", "IVR_AST_PBX1_HOST": "10.0.0.7", "IVR_AST_PBX1_USER": "ivr",
+             "IVR_AST_PBX1_SECRET": "CHANGE-ME"}, "IVR_AST_PBX1_SECRET"),
+])
+def test_weak_secret_stops_start_up_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], command: str,
+                                                  env: dict[str, str], key: str) -> None:
+    monkeypatch.setenv("IVR_DATABASE_URL", f"sqlite:///{tmp_path / 'never.sqlite3'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--env-file", str(tmp_path / "none.env"), command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"configuration error: {key}: weak secret refused") and err.count("\n") == 1
+    assert not (tmp_path / "never.sqlite3").exists()  # refused before anything started

@@ -1,13 +1,13 @@
 """line leases: a shared, atomic count of lines in use per Asterisk server (issue 15)
 
 Revision ID: faults1
-Revises: 0001
+Revises: websec1
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'faults1'
-down_revision = '0001'
+down_revision = 'websec1'  # chained after main's head at the merge of main
 branch_labels = None
 depends_on = None
 
