@@ -83,6 +83,9 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_secret: str = ""
+    # issue 15: play the call's audio by URL from the robot's web app (Asterisk hosts without the
+    # robot's disk; ivr.call.media_urls); empty = local file names
+    audio_base_url: str = ""
     # reverse proxies (IPs or networks) whose X-Forwarded-For names the real client
     web_trusted_proxies: tuple[str, ...] = ()
     claim_idle_minutes: int = 30
@@ -239,6 +242,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_WEB_PORT": ("web_port", lambda k, v: _int(k, v, 1, 65535)),
     "IVR_WEB_SECRET": ("web_secret", lambda k, v: _secret(k, v, MIN_WEB_SECRET_LENGTH)),
     "IVR_WEB_TRUSTED_PROXIES": ("web_trusted_proxies", _hosts),
+    "IVR_AUDIO_BASE_URL": ("audio_base_url", lambda k, v: v.strip().rstrip("/")),
     "IVR_CLAIM_IDLE_MINUTES": ("claim_idle_minutes", lambda k, v: _int(k, v, 1)),
     "IVR_TTS_ENGINE": ("tts_engine", lambda k, v: v.strip()),
     "IVR_AUDIO_CACHE_DIR": ("audio_cache_dir", lambda k, v: Path(v.strip())),

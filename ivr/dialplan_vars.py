@@ -16,6 +16,7 @@ AMD_CAUSE = "AMDCAUSE"
 
 # Set by Asterisk's AGI() application when it returns
 AGI_STATUS = "AGISTATUS"  # SUCCESS | FAILURE (e.g. FastAGI server unreachable) | NOTFOUND | HANGUP
+AGI_FAILURE = "FAILURE"  # ami-agi-server-down.txt: connection refused, the script never ran
 
 # FastAGI routes (the path of agi://host:port/<route>)
 ROUTE_DEBT_CALL = "debt-call"

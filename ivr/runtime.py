@@ -25,6 +25,7 @@ from ivr.clock import Clock
 from ivr.config import AsteriskServer, Settings
 from ivr.db.models import CallAttempt
 from ivr.dialer.engine import Dialer
+from ivr.dialer.health import AgiHealth, tcp_probe
 from ivr.dialer.policy import Rules, load_rules
 from ivr.dialer.scheduler import build_scheduler
 from ivr.errors import bind_failure
@@ -150,6 +151,9 @@ async def start_services(
             originators=services.ami, dialer_id=default_dialer_id(settings),
             prepare_audio=lambda _session, attempt: audio.prepare_attempt(attempt.id),
             servers=servers, find_calls=lambda: live_calls(services.ami),
+            # issue 15 (faults branch): dial only while the FastAGI URL Asterisk uses answers;
+            # Dialer.run also reconciles every reconcile_seconds (see ivr.dialer.reconcile)
+            agi_health=AgiHealth(tcp_probe(settings.agi_public_url), clock),
         )
         services.dialer = dialer
         for name, client in services.ami.items():

@@ -56,6 +56,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -144,6 +145,12 @@ class AMIClient:
         self.last_error: str | None = None  # why the last connect or login failed (no secret)
         self.auth_failed = False  # the last login was refused (wrong user or secret)
         self.banner: str | None = None
+        # Asterisk restarts seen since start (issue 15): FullyBooted's Uptime went back, or a
+        # "Shutdown ... Restart: True" came before the connection closed. The dialer compares
+        # this count between reconciliations: calls of before a restart are gone.
+        self.restarts = 0
+        self._booted_at: float | None = None  # monotonic time of Asterisk's start, from Uptime
+        self._restart_announced = False
 
         self._conn: AMIConnection | None = None
         self._tracker = CallTracker()
@@ -460,11 +467,27 @@ class AMIClient:
         elif name == p.EV_SHUTDOWN:
             self.shutting_down = True
             msg = p.decode(raw)
+            if (msg.get(p.RESTART) or "").lower() == "true":
+                self._restart_announced = True
             log.warning("AMI %s: Asterisk is shutting down (%s, restart: %s)", self.name,
                         msg.get(p.SHUTDOWN), msg.get(p.RESTART))
         elif name == p.EV_FULLY_BOOTED:
-            log.debug("AMI %s: FullyBooted (uptime %s)", self.name, p.decode(raw).get(p.UPTIME))
+            uptime = _int(p.decode(raw).get(p.UPTIME), None)
+            log.debug("AMI %s: FullyBooted (uptime %s)", self.name, uptime)
+            self._note_boot(uptime)
         # everything else (Newexten, AGIExec*, DTMF*, ...) is not needed: dropped undecoded
+
+    def _note_boot(self, uptime: int | None) -> None:
+        """Count a restart when Asterisk booted after the boot we knew (Uptime is whole seconds,
+        hence the 2 s tolerance) or announced one before the last disconnect."""
+        booted = time.monotonic() - uptime if uptime is not None else None
+        moved = booted is not None and self._booted_at is not None and booted > self._booted_at + 2.0
+        if moved or (self._restart_announced and self._booted_at is not None):
+            self.restarts += 1
+            log.warning("AMI %s: Asterisk restarted (uptime %s): its calls of before are gone", self.name, uptime)
+        self._restart_announced = False
+        if booted is not None:
+            self._booted_at = booted
 
     def _on_hangup(self, msg: p.Message) -> None:
         uniqueid = msg.get(p.UNIQUEID) or ""

@@ -8,6 +8,7 @@ already in the audio cache by then, so that pass only renders text and finds fil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.call.dates import promise_horizon
+from ivr.call.media_urls import audio_by_url
 from ivr.call.recorder import CallInfo
 from ivr.clock import Clock
 from ivr.config import Settings
@@ -129,6 +131,21 @@ class CallAudioSource:
         self._remember(call_id, prepared)
 
     async def for_call(self, call_id: str, info: CallInfo) -> PreparedCall:
+        return self._by_url(call_id, await self._for_call(call_id, info))
+
+    def _by_url(self, call_id: str, prepared: PreparedCall) -> PreparedCall:
+        """With IVR_AUDIO_BASE_URL, name every file by its URL (ivr.call.media_urls)."""
+        base, secret = self._settings.audio_base_url, self._settings.web_secret
+        if not base:
+            return prepared
+        if not secret:
+            log.error("IVR_AUDIO_BASE_URL is set but IVR_WEB_SECRET is not: playing local file names")
+            return prepared
+        audio = audio_by_url(prepared.audio, base=base, secret=secret, call_id=call_id,
+                             cache_root=self._settings.audio_cache_dir)
+        return dataclasses.replace(prepared, audio=audio)
+
+    async def _for_call(self, call_id: str, info: CallInfo) -> PreparedCall:
         prepared = self._ready.pop(call_id, None)
         if prepared is not None:
             return prepared

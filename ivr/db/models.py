@@ -60,6 +60,10 @@ class AttemptResult(StrEnum):
     FAILED = "failed"
     MACHINE = "machine"
     WRONG_PARTY = "wrong_party"
+    # Faults: the subscriber was not really served. Neither counts as a contact; both are
+    # retried soon on the same number (ivr.dialer.retry).
+    ROBOT_FAILED = "robot_failed"  # answered, but the call script never ran (AGISTATUS=FAILURE)
+    INTERRUPTED = "interrupted"  # cut by our side: Asterisk restarted, the robot or dialer died
 
 
 class TaskState(StrEnum):
@@ -443,6 +447,24 @@ class ImportRun(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LineLease(Base):
+    """One line slot of one Asterisk server, shared by every dialer (issue 15).
+
+    A slot is taken with a compare-and-set UPDATE (free when `action_id` is NULL or the lease
+    expired), so a server's channel limit holds across dialers at every moment. The owning
+    dialer renews `expires_at` while the call is in flight; after a crash the lease expires.
+    Slots are rows `0 .. channel_limit-1`, inserted on first use.
+    """
+
+    __tablename__ = "line_leases"
+
+    server: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    action_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    dialer_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ServiceHeartbeat(Base):

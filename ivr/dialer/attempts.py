@@ -23,11 +23,13 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr import dialplan_vars
 from ivr.ami.types import CallEnded, OriginateResult
-from ivr.db.models import AttemptResult, AttemptState, CallAttempt, DebtCase
+from ivr.db.models import AttemptResult, AttemptState, CallAttempt, CallStep, DebtCase
+from ivr.dialer import lines
 from ivr.dialer.claims import release_lock, rowcount
 from ivr.dialer.policy import Rules
-from ivr.dialer.retry import NOT_SENT, REFUSED, plan_retry
+from ivr.dialer.retry import INTERRUPTED, LOST, NOT_SENT, REFUSED, ROBOT_FAILED, plan_retry
 from ivr.dialer.selector import IN_FLIGHT, load_phones, opted_out_numbers
 from ivr.dialer.windows import naive_utc, to_utc
 from ivr.logsetup import mask_phone
@@ -109,11 +111,37 @@ def apply_case_result(
         log.warning("case %s has no usable phone number left: not callable until fixed", attempt.debt_case_id)
 
 
+def script_ran(session: Session, attempt_id: int) -> bool:
+    """Did the call script record any step of this call?"""
+    return session.scalar(select(CallStep.id).where(CallStep.attempt_id == attempt_id).limit(1)) is not None
+
+
+def unserved_result(session: Session, attempt: CallAttempt, agi_status: str | None) -> str | None:
+    """The fault result of an answered call whose script did not finish, or None.
+
+    The call script writes the attempt's result when it ends, before it closes the FastAGI
+    socket, and Asterisk hangs ;1 up only after that; so an answered call that ends with no
+    result was cut before the script finished. With AGISTATUS=FAILURE and no step recorded the
+    script never ran (ami-agi-server-down.txt: connection refused): `robot_failed`. With steps
+    recorded the robot went away mid-call: `interrupted`. Neither is a contact (issue 15).
+    """
+    if attempt.result is not None or attempt.state != AttemptState.ANSWERED.value:
+        return None
+    ran = script_ran(session, attempt.id)
+    if ran:
+        return INTERRUPTED
+    if agi_status == dialplan_vars.AGI_FAILURE:
+        return ROBOT_FAILED
+    return None  # answered and hung up before the script started: the person did pick up
+
+
 def _finish(
     sessions: Sessions, action_id: str, fallback: str, now: dt.datetime, rules: Rules,
-    details: dict[str, Any], *, bookkeeping_result: str | None = None,
+    details: dict[str, Any], *, bookkeeping_result: str | None = None, agi_status: str | None = None,
+    forced_result: str | None = None,
 ) -> AttemptUpdate | None:
-    """Move an in-flight attempt to done (once) and do the bookkeeping; fill details otherwise."""
+    """Move an in-flight attempt to done (once) and do the bookkeeping; fill details otherwise.
+    The attempt's line lease is freed in the same transaction."""
     now_naive = naive_utc(now)
     with sessions.begin() as session:
         attempt = _find(session, action_id)
@@ -122,10 +150,16 @@ def _finish(
             return None
         answered_at = attempt.answered_at
         duration = (now_naive - answered_at).total_seconds() if answered_at else None
-        result_expr = func.coalesce(
-            CallAttempt.result,
-            sql_case((CallAttempt.state == AttemptState.ANSWERED.value, AttemptResult.ANSWERED.value), else_=fallback),
-        )
+        fault = forced_result or unserved_result(session, attempt, agi_status)
+        result_expr: Any
+        if forced_result is not None:
+            result_expr = forced_result
+        else:
+            result_expr = func.coalesce(
+                CallAttempt.result,
+                sql_case((CallAttempt.state == AttemptState.ANSWERED.value, fault or AttemptResult.ANSWERED.value),
+                         else_=fallback),
+            )
         moved = session.execute(
             update(CallAttempt)
             .where(CallAttempt.id == attempt.id, CallAttempt.state.in_(IN_FLIGHT))
@@ -134,6 +168,7 @@ def _finish(
             .execution_options(synchronize_session=False)
         )
         _fill_missing(session, attempt.id, details)
+        lines.release(session, action_id)
         if rowcount(moved) == 1:
             session.refresh(attempt)
             result = attempt.result or fallback
@@ -142,11 +177,12 @@ def _finish(
             return AttemptUpdate(action_id, attempt.server, True, result, applied=True)
         if attempt.state == AttemptState.UNKNOWN.value:
             # A late event for a reconciled ("lost") attempt: the bookkeeping was done then; now
-            # the attempt gets its real result.
+            # the attempt gets its real result (a reconciled "lost" is only a placeholder).
+            late = sql_case((CallAttempt.result.in_((LOST,)), None), else_=CallAttempt.result)
             session.execute(
                 update(CallAttempt)
                 .where(CallAttempt.id == attempt.id, CallAttempt.state == AttemptState.UNKNOWN.value)
-                .values(state=AttemptState.DONE.value, result=func.coalesce(CallAttempt.result, fallback),
+                .values(state=AttemptState.DONE.value, result=func.coalesce(late, fault, fallback),
                         ended_at=func.coalesce(CallAttempt.ended_at, now_naive))
                 .execution_options(synchronize_session=False)
             )
@@ -179,17 +215,27 @@ def on_originate_result(sessions: Sessions, result: OriginateResult, now: dt.dat
 def on_call_ended(sessions: Sessions, event: CallEnded, now: dt.datetime, rules: Rules) -> AttemptUpdate | None:
     """`Hangup` of a channel carrying our IVR_CALL_ID: the attempt is over."""
     details = {"channel": event.channel or None, "uniqueid": event.uniqueid or None, "hangup_cause": event.cause}
-    return _finish(sessions, event.call_id, event.result or AttemptResult.FAILED.value, now, rules, details)
+    return _finish(sessions, event.call_id, event.result or AttemptResult.FAILED.value, now, rules, details,
+                   agi_status=event.agi_status)
 
 
 def on_originate_error(
     sessions: Sessions, action_id: str, now: dt.datetime, rules: Rules, error: str = ""
 ) -> AttemptUpdate | None:
-    """The Originate action itself failed (refused, not connected, timed out): no line is used.
-    The attempt ends as failed; it does not count towards the stage (the phone did not ring) but
-    does count for the contact limits (we cannot be sure Asterisk did not dial)."""
-    log.error("originate %s failed: %s", action_id, error)
-    return _finish(sessions, action_id, AttemptResult.FAILED.value, now, rules, {}, bookkeeping_result=REFUSED)
+    """Asterisk refused the Originate (`Response: Error`: "Asterisk is shutting down", invalid
+    channel), or it could not be sent (not connected). No channel ever existed: this is not an
+    attempt on the subscriber (issue 15). The attempt ends as `refused` with originated_at
+    cleared, so it counts neither towards the stage nor the contact limits; the person is free
+    again and retried soon. (A reply lost in a disconnect is OriginateUnknown, not this.)"""
+    log.error("originate %s refused: %s", action_id, error)
+    with sessions.begin() as session:
+        session.execute(
+            update(CallAttempt)
+            .where(CallAttempt.action_id == action_id, CallAttempt.state.in_(PRE_ANSWER))
+            .values(originated_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return _finish(sessions, action_id, REFUSED, now, rules, {}, forced_result=REFUSED)
 
 
 def release_unsent(
@@ -211,6 +257,7 @@ def release_unsent(
         )
         if rowcount(moved) != 1:
             return False
+        lines.release(session, attempt.action_id)
         if retry_after is not None and attempt.debt_case_id is not None:
             when = naive_utc(to_utc(now) + retry_after)
             session.execute(
@@ -221,3 +268,10 @@ def release_unsent(
         release_lock(session, attempt.account_id, attempt.action_id)
         return True
 
+
+
+def settle(sessions: Sessions, action_id: str, now: dt.datetime, rules: Rules, result: str, *,
+           force: bool = True) -> AttemptUpdate | None:
+    """Reconciliation ends an attempt that has no live channel with `result` (forced, or only
+    where the attempt has none yet); the line lease and the person are freed as for an event."""
+    return _finish(sessions, action_id, result, now, rules, {}, forced_result=result if force else None)

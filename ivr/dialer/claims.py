@@ -35,6 +35,7 @@ from ivr.db.models import (
     OptOut,
     PhoneNumber,
 )
+from ivr.dialer import lines
 from ivr.dialer.limits import within_limits
 from ivr.dialer.policy import Rules
 from ivr.dialer.retry import USABLE_STATUS
@@ -47,6 +48,14 @@ log = logging.getLogger(__name__)
 # Longer than any call (originate timeout + the whole script); a crashed dialer's lock expires
 # after it, and a still-running call is caught by the in-flight re-check anyway.
 DEFAULT_LEASE = dt.timedelta(minutes=30)
+
+
+class ServerFull(Exception):
+    """Every line slot of the server is leased (by any dialer): nothing was claimed."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__(f"no free line on {server}")
+        self.server = server
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -107,13 +116,18 @@ def claim(
     rules: Rules,
     server: str | None = None,
     purpose: str = "robot",
+    line_limit: int | None = None,
+    line_ttl: dt.timedelta = lines.LEASE_TTL,
 ) -> CallAttempt | None:
     """Lock the person, re-check, insert the attempt and COMMIT; None when someone else won or
-    the candidate may no longer be called (nothing is left behind then)."""
+    the candidate may no longer be called (nothing is left behind then).
+
+    With `line_limit`, a line slot of `server` is leased in the same transaction (ivr.dialer.lines);
+    raises ServerFull (after rolling back) when the server has none free."""
     now = to_utc(now)
     now_naive = naive_utc(now)
     action_id = new_action_id(dialer_id)
-    try:
+    try:  # ServerFull passes through the handler below after its own rollback
         won = session.execute(
             update(Account)
             .where(
@@ -131,6 +145,10 @@ def claim(
             session.rollback()
             log.info("claim of case %s dropped: %s", candidate.case_id, reason)
             return None
+        if line_limit is not None and server is not None:
+            if lines.acquire(session, server, line_limit, action_id, dialer_id, now, line_ttl) is None:
+                session.rollback()
+                raise ServerFull(server)
         attempt = CallAttempt(
             debt_case_id=candidate.case_id, account_id=candidate.account_id, phone_number_id=candidate.phone_id,
             phone=candidate.phone, stage_code=candidate.stage_code, language=candidate.language,

@@ -34,11 +34,14 @@ from ivr.clock import Clock
 from ivr.config import AsteriskServer, Settings
 from ivr.db.models import CallAttempt
 from ivr.dialer import attempts as attempts_mod
+from ivr.dialer import lines as line_leases
 from ivr.dialer.attempts import AttemptUpdate, Sessions
-from ivr.dialer.claims import DEFAULT_LEASE, claim, mark_dialing, mark_originating
+from ivr.dialer.claims import DEFAULT_LEASE, ServerFull, claim, mark_dialing, mark_originating
+from ivr.dialer.health import AgiHealth, HealthState
 from ivr.dialer.pacing import LinePool, TokenBucket
 from ivr.dialer.policy import Rules
-from ivr.dialer.reconcile import ReconcileReport, reconcile
+from ivr.dialer.reconcile import Ownership, ReconcileReport, reconcile
+from ivr.dialer.retry import ROBOT_FAILED
 from ivr.dialer.selector import IN_FLIGHT, Candidate, SelectionStats, select_candidates
 from ivr.logsetup import mask_phone
 
@@ -46,6 +49,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PREPARE_FAILED_RETRY = dt.timedelta(minutes=10)
+# How often (clock seconds) Dialer.run reconciles against the live channels: with the 10 s
+# grace of reconcile.DEFAULT_SAFE_AGE and the second look for our own attempts, an attempt
+# without a channel is settled well within the originate time-out plus a margin.
+DEFAULT_RECONCILE_SECONDS = 10.0
+LEASE_MIN_REAL = dt.timedelta(seconds=10)
 
 
 class Originator(Protocol):
@@ -96,6 +104,9 @@ class Dialer:
         find_calls: FindCalls | None = None,
         lease: dt.timedelta = DEFAULT_LEASE,
         run_db: Callable[..., Awaitable[Any]] | None = None,
+        agi_health: AgiHealth | None = None,
+        reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
+        line_ttl: dt.timedelta = line_leases.LEASE_TTL,
     ) -> None:
         self.sessions = sessions
         self.rules_loader = rules_loader
@@ -122,7 +133,22 @@ class Dialer:
         self._rules_at: dt.datetime | None = None  # clock time of the last load by a pass
         self.last_stats = SelectionStats()
         self.sent = 0
+        # Without a probe (tests, callers that do not pass one) only the AGISTATUS signal counts.
+        self.agi_health = agi_health or AgiHealth(None, clock)
+        self.reconcile_seconds = reconcile_seconds
+        # At least LEASE_MIN_REAL real seconds: a fast clock (demo, tests) must not let a live
+        # dialer's leases lapse between two passes.
+        self.line_ttl = max(line_ttl, LEASE_MIN_REAL * max(clock.speed, 1.0))
+        self._reconciled_at: dt.datetime | None = None
+        self._restarts_seen: dict[str, int] = {}
+        self._missing: set[str] = set()
         self.stopped = False  # set by stop_dialing(): no new Originate from here on
+
+    @property
+    def health(self) -> HealthState:
+        """Whether the dialer may dial: `.ok`, `.reason` (empty when ok) and `.since` (when the
+        state last changed). Paused while the FastAGI side does not answer (ivr.dialer.health)."""
+        return self.agi_health.state
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -158,15 +184,22 @@ class Dialer:
         return rules, counts, ours
 
     def _in_flight_snapshot(self) -> tuple[dict[str | None, int], set[str]]:
-        """Lines in flight per server (all dialers) and which of our attempts are still in flight."""
-        with self.sessions() as session:
+        """Lines in use per server (all dialers: the larger of the leased slots and the attempts
+        in flight) and which of our attempts are still in flight. Renews our line leases."""
+        now = self.clock.now()
+        with self.sessions.begin() as session:
             rows = session.execute(
                 select(CallAttempt.server, func.count()).where(CallAttempt.state.in_(IN_FLIGHT)).group_by(CallAttempt.server)
             ).all()
             ours = set(session.scalars(
                 select(CallAttempt.action_id).where(CallAttempt.state.in_(IN_FLIGHT), CallAttempt.dialer_id == self.dialer_id)
             ))
-        return {server: int(count) for server, count in rows}, ours
+            line_leases.renew(session, ours, now, self.line_ttl)
+            leased = line_leases.in_use(session, now)
+        counts: dict[str | None, int] = {server: int(count) for server, count in rows}
+        for server, held in leased.items():
+            counts[server] = max(counts.get(server, 0), held)
+        return counts, ours
 
     def _select(self, rules: Rules, now: dt.datetime, limit: int) -> list[Candidate]:
         stats = SelectionStats()
@@ -182,7 +215,8 @@ class Dialer:
 
     def _claim(self, candidate: Candidate, server: str, now: dt.datetime, rules: Rules) -> CallAttempt | None:
         with self.sessions() as session:
-            return claim(session, candidate, self.dialer_id, now, self.lease, rules=rules, server=server)
+            return claim(session, candidate, self.dialer_id, now, self.lease, rules=rules, server=server,
+                         line_limit=self.servers[server].channel_limit, line_ttl=self.line_ttl)
 
     def _mark_originating(self, attempt_id: int, now: dt.datetime) -> bool:
         with self.sessions() as session:
@@ -210,6 +244,8 @@ class Dialer:
             return 0
         async with self._pass_lock:
             self._wake.clear()
+            if not (await self.agi_health.check()).ok:
+                return 0  # the robot side does not answer: no silent calls (logged by AgiHealth)
             now = self.clock.now()
             loaded, counts, ours = await self._db(self._pass_snapshot, self._rules_stale(now))
             if loaded is not None:
@@ -235,6 +271,11 @@ class Dialer:
                     break
                 try:
                     attempt = await self._db(self._claim, candidate, server, self.clock.now(), rules)
+                except ServerFull:
+                    # other dialers hold the server's remaining lines: count it full for this pass
+                    self.lines.cancel(server)
+                    self.lines.sync({**counts, server: self.lines.limits.get(server, 0)})
+                    continue
                 except Exception:
                     self.lines.cancel(server)
                     log.exception("claim of case %s failed", candidate.case_id)
@@ -266,6 +307,11 @@ class Dialer:
             self.lines.release(attempt.action_id)
             return 0
         await self.bucket.take()
+        if not self.agi_health.ok:
+            # paused while this pass ran (a FastAGI failure was just seen): not sent, free again
+            await self._db(attempts_mod.release_unsent, self.sessions, attempt.id, self.clock.now())
+            self.lines.release(attempt.action_id)
+            return 0
         if not await self._db(self._mark_originating, attempt.id, self.clock.now()):
             log.warning("attempt %s was released before sending; not dialing", attempt.action_id)
             self.lines.release(attempt.action_id)
@@ -302,6 +348,9 @@ class Dialer:
 
     async def handle_call_ended(self, event: CallEnded) -> AttemptUpdate | None:
         update = await self._db(attempts_mod.on_call_ended, self.sessions, event, self.clock.now(), await self.rules())
+        if event.agi_status is not None and update is not None:
+            # AGI() ran, so the call was answered: did the script run? (the health gate)
+            self.agi_health.record_call(event.agi_status, update.result != ROBOT_FAILED)
         self._done(update)
         return update
 
@@ -323,22 +372,52 @@ class Dialer:
 
     # -- reconciliation and the loop --------------------------------------------------------------
 
+    def _restarted_servers(self, now: dt.datetime) -> dict[str, dt.datetime]:
+        """Servers whose Asterisk restarted since our last look (AMIClient.restarts grew)."""
+        restarted: dict[str, dt.datetime] = {}
+        for name, originator in self.originators.items():
+            count = int(getattr(originator, "restarts", 0) or 0)
+            if count > self._restarts_seen.get(name, 0):
+                restarted[name] = now
+            self._restarts_seen[name] = count
+        return restarted
+
     async def reconcile(self, find_calls: FindCalls | None = None) -> ReconcileReport:
-        """On start and after an AMI reconnect. Servers whose channels cannot be listed are left
-        alone; claims never sent are released in any case."""
+        """On start, after an AMI reconnect and every `reconcile_seconds` (Dialer.run). Servers
+        whose channels cannot be listed are left alone; claims never sent are released in any
+        case (see ivr.dialer.reconcile)."""
         finder = find_calls or self.find_calls
         live: Mapping[str, Collection[str]] = {}
+        now = self.clock.now()
+        self._reconciled_at = now
+        restarted = self._restarted_servers(now)
         if finder is not None:
             try:
                 live = await finder()
             except Exception:  # noqa: BLE001 - without the list we only release unsent claims
                 log.exception("listing live calls failed; reconciling unsent claims only")
-        report = await self._db(reconcile, self.sessions, await self.rules(), self.clock.now(), live)
-        for action_id in (*report.lost, *report.not_sent):
+        owner = Ownership(dialer_id=self.dialer_id, ours_in_memory=self.lines.our_ids(),
+                          previously_missing=frozenset(self._missing), lease_ttl=self.line_ttl)
+        report = await self._db(reconcile, self.sessions, await self.rules(), self.clock.now(), live,
+                                restarted_at=restarted, owner=owner)
+        self._missing = set(report.missing)
+        for action_id in (*report.lost, *report.not_sent, *report.settled):
             self.lines.release(action_id)
-        if report.lost or report.not_sent:
+            forget = getattr(self.originators.get(self._server_of(action_id) or "", None), "forget", None)
+            if forget is not None:
+                forget(action_id)
+        if report.lost or report.not_sent or report.settled:
             self._kick()
         return report
+
+    def _server_of(self, action_id: str) -> str | None:
+        return self.lines.server_of(action_id)
+
+    def _reconcile_due(self) -> bool:
+        if self._reconciled_at is None:
+            return True
+        age = (self.clock.now() - self._reconciled_at).total_seconds()
+        return age < 0 or age >= self.reconcile_seconds
 
     async def wait_for_work(self, stop: asyncio.Event, timeout: float) -> None:
         """Until a line is freed, the tick elapses (on the clock) or `stop` is set."""
@@ -361,9 +440,12 @@ class Dialer:
             await self.reconcile()
             while not stop.is_set():
                 try:
+                    if self._reconcile_due():  # issue 15: in every process that dials
+                        await self.reconcile()
                     await self.run_once()
                 except Exception:  # noqa: BLE001 - a bad pass must not stop the dialer
                     log.exception("dialer pass failed")
-                await self.wait_for_work(stop, self.settings.dialer_tick_seconds)
+                wait = min(self.settings.dialer_tick_seconds, self.reconcile_seconds)
+                await self.wait_for_work(stop, wait)
         finally:
             self._loop_running = False

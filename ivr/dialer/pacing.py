@@ -108,5 +108,12 @@ class LinePool:
         for action_id in [a for a in self._ours if a not in alive]:
             del self._ours[action_id]
 
+    def our_ids(self) -> frozenset[str]:
+        """Action ids of our attempts holding lines (reconcile: what this process made)."""
+        return frozenset(self._ours)
+
+    def server_of(self, action_id: str) -> str | None:
+        return self._ours.get(action_id)
+
     def holds(self, action_id: str) -> bool:
         return action_id in self._ours

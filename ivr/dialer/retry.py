@@ -10,12 +10,16 @@
 | answered     | the stage's retry_minutes     | same (limits stop same-day)    |
 | wrong_party  | retry_failed_minutes          | next usable number             |
 | lost         | retry_no_answer_minutes       | same (never an immediate redial)|
-| refused      | retry_congestion_minutes      | same (our side/server failed)  |
+| refused      | retry_failed_minutes          | same (our side/server failed)  |
+| interrupted  | retry_failed_minutes          | same (Asterisk/robot cut it)   |
+| robot_failed | retry_failed_minutes          | same (the script never ran)    |
 
 Counting towards a stage's max_attempts: every attempt that Asterisk accepted counts,
 answered or not (busy, no answer, congestion, failed, machine, wrong party, and "lost" ones that
 may have rung). An originate refused before Asterisk queued it, or a claim never sent, does not
-count: the subscriber's phone never rang, and a broken trunk must not burn the ladder.
+count: the subscriber's phone never rang, and a broken trunk must not burn the ladder. Faults on
+our side (interrupted, robot_failed: issue 15) do not count either: the person was not served,
+and the ladder must not move on because Asterisk restarted or the FastAGI server was down.
 
 Numbers are tried in priority order; `invalid` and `wrong_party` numbers and numbers on the
 opt-out list are skipped. After the last usable number the order wraps to the first. A case with
@@ -34,12 +38,16 @@ from ivr.dialer.policy import Options, Stage
 LOST = "lost"  # reconciled: the call's fate is unknown
 REFUSED = "refused"  # originate refused before Asterisk queued it
 NOT_SENT = "not_sent"  # claimed, never originated (crash between claim and send)
+INTERRUPTED = AttemptResult.INTERRUPTED.value  # Asterisk restarted, the robot or dialer died mid-call
+ROBOT_FAILED = AttemptResult.ROBOT_FAILED.value  # answered, the call script never ran
+# Not an attempt on the subscriber, or one our side spoiled: no stage attempt, no contact.
+FAULT_RESULTS = frozenset({REFUSED, NOT_SENT, INTERRUPTED, ROBOT_FAILED})
 
 USABLE_STATUS = "ok"
 NO_PHONE_RECHECK = dt.timedelta(days=1)
 
 NEXT_NUMBER_RESULTS = frozenset({AttemptResult.FAILED.value, AttemptResult.WRONG_PARTY.value})
-NOT_COUNTED = frozenset({REFUSED, NOT_SENT})
+NOT_COUNTED = FAULT_RESULTS
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,11 @@ def retry_minutes(result: str, stage: Stage | None, options: Options) -> int:
         AttemptResult.MACHINE.value: options.retry_machine_minutes,
         AttemptResult.WRONG_PARTY.value: options.retry_failed_minutes,
         LOST: options.retry_no_answer_minutes,
-        REFUSED: options.retry_congestion_minutes,
+        # soon, on the same number: the fault was ours (the health gate stops the dialer while
+        # the robot is down, so this does not spin)
+        REFUSED: options.retry_failed_minutes,
+        INTERRUPTED: options.retry_failed_minutes,
+        ROBOT_FAILED: options.retry_failed_minutes,
         NOT_SENT: 0,
     }
     if result in table:

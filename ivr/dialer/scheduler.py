@@ -52,7 +52,7 @@ def build_scheduler(
     dialer: Dialer | None = None,
     ladder_seconds: float = 60.0,
     dial_seconds: float | None = None,
-    reconcile_seconds: float = 300.0,
+    reconcile_seconds: float | None = None,
     scheduler: AsyncIOScheduler | None = None,
     ladder_at_start: bool = False,
 ) -> AsyncIOScheduler:
@@ -74,6 +74,8 @@ def build_scheduler(
     if dialer is not None:
         seconds = dial_seconds if dial_seconds is not None else dialer.settings.dialer_tick_seconds
         sched.add_job(dialer.run_once, IntervalTrigger(seconds=seconds), id=DIAL_JOB, replace_existing=True, **JOB_DEFAULTS)
-        sched.add_job(dialer.reconcile, IntervalTrigger(seconds=reconcile_seconds), id=RECONCILE_JOB,
+        # issue 15: as often as Dialer.run reconciles (dialer.reconcile_seconds) unless told
+        every = reconcile_seconds if reconcile_seconds is not None else dialer.reconcile_seconds
+        sched.add_job(dialer.reconcile, IntervalTrigger(seconds=every), id=RECONCILE_JOB,
                       replace_existing=True, **JOB_DEFAULTS)
     return sched

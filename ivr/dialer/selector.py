@@ -43,7 +43,7 @@ from ivr.db.models import (
 from ivr.dialer.ladder import CaseView, Decision, apply_decision, decide
 from ivr.dialer.limits import HISTORY_LOOKBACK, History, limits_reopen_at
 from ivr.dialer.policy import Rules, Stage
-from ivr.dialer.retry import NOT_SENT, PhoneOption, pick_phone
+from ivr.dialer.retry import FAULT_RESULTS, PhoneOption, pick_phone
 from ivr.dialer.windows import (
     local_midnight_utc,
     naive_utc,
@@ -98,8 +98,10 @@ class SelectionStats:
 
 def count_history_row(state: str, result: str | None) -> tuple[bool, bool]:
     """(counts at all, counts as answered) for one attempt row, conservatively."""
-    if result == NOT_SENT:
-        return False, False  # never originated
+    if result in FAULT_RESULTS:
+        # never originated, refused by Asterisk, or spoiled by our side (Asterisk restarted, the
+        # robot was down): not a contact with the subscriber (issue 15)
+        return False, False
     if state in IN_FLIGHT or state == AttemptState.UNKNOWN.value or result is None:
         return True, True  # may be answered (in flight, or lost)
     return True, result in ANSWERED_RESULTS

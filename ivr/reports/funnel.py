@@ -21,6 +21,10 @@ see ivr.reports.period for "open case", "robot attempt in the period" and "picke
   the best outcomes.
 - attempts / attempts picked up count calls, not cases (attempt reach %); like everything here,
   only calls on the open cases (an attempt without a debt case is not counted).
+- faults (issue 15) count calls spoiled on our side, by result: refused (Asterisk refused the
+  Originate: no call), interrupted (Asterisk restarted or the robot died mid-call), robot_failed
+  (answered, the script never ran: FastAGI down), lost (reconciled, fate unknown), not_sent.
+  They are not contacts and are retried soon; a high count is an operations alarm.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from ivr.reports.period import (
     robot_attempt_filters,
 )
 
+FAULT_KINDS = (
+    "refused", AttemptResult.INTERRUPTED.value, AttemptResult.ROBOT_FAILED.value, "lost", "not_sent",
+)
 RANKING = (
     "promise", "paid_claim", "reason", "human_request", "opt_out", "refusal", "no_input", "message_only", "hangup",
 )
@@ -83,6 +90,7 @@ class FunnelReport:
     reach_pct: Decimal | None  # answered / attempted cases
     attempt_reach_pct: Decimal | None  # attempts picked up / attempts
     steps: list[FunnelStep] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)  # attempts by fault result (FAULT_KINDS)
 
     @property
     def title(self) -> str:
@@ -97,9 +105,12 @@ class FunnelReport:
         rows = [(s.key, s.label, s.cases, s.pct_of_parent, s.pct_of_open) for s in self.steps]
         calls = (Column("attempts", "attempts", True), Column("picked_up", "picked up", True),
                  Column("reach_pct", "reach %", True))
+        faults = (Column("result", "result"), Column("attempts", "attempts", True))
         return [
             Table("funnel", "Cases by step", cols, rows),
             Table("attempts", "Calls", calls, [(self.attempts, self.attempts_picked_up, self.attempt_reach_pct)]),
+            Table("faults", "Calls spoiled on our side (not contacts)", faults,
+                  [(kind, self.faults.get(kind, 0)) for kind in FAULT_KINDS]),
         ]
 
 
@@ -149,6 +160,14 @@ def funnel_report(session: Session, period: Period, *, stage: str | None = None)
         ).all()
     )
     outcomes = {kind: int(best_counts.get(i, 0)) for i, kind in enumerate(RANKING)}
+    faults = {kind: 0 for kind in FAULT_KINDS}
+    for result, count in session.execute(
+        select(CallAttempt.result, func.count())
+        .where(*robot_attempt_filters(period, stage), CallAttempt.debt_case_id.in_(open_case_ids(period, stage)),
+               CallAttempt.result.in_(FAULT_KINDS))
+        .group_by(CallAttempt.result)
+    ).all():
+        faults[str(result)] = int(count)
     unidentified = answered - right_party - wrong_party - machines
 
     steps = [
@@ -166,6 +185,7 @@ def funnel_report(session: Session, period: Period, *, stage: str | None = None)
         right_party=right_party, outcomes=outcomes, wrong_party=wrong_party, machine=machines,
         unidentified=unidentified, attempts=attempts, attempts_picked_up=picked_up,
         reach_pct=pct(answered, attempted), attempt_reach_pct=pct(picked_up, attempts), steps=steps,
+        faults=faults,
     )
 
 

@@ -158,6 +158,12 @@ class AmiServer:
         for conn in list(self._conns):
             conn.writer.close()
 
+    def drop_connections(self) -> None:
+        """Cut every AMI connection (no Shutdown event, no Goodbye) and keep listening: a network
+        fault between the dialer and Asterisk, not a restart. The calls go on."""
+        for conn in list(self._conns):
+            conn.writer.transport.abort()
+
     async def wait_closed(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)

@@ -48,6 +48,8 @@ from ivr.sim.sounds import SoundLibrary
 
 log = logging.getLogger(__name__)
 
+REFUSALS = frozenset({"unknown_tech", "channel_limit"})  # CallRecord outcomes with no channel
+
 
 class SimulatedAsterisk:
     """AMI on `host:ami_port` (0: any free port, read `ami_port` after start()) plus the calls.
@@ -90,6 +92,7 @@ class SimulatedAsterisk:
         self.channelvars = tuple(channelvars)
         self.restart_seconds = restart_seconds
         self.calls: list[CallRecord] = []
+        self.max_live = 0  # the most calls up at once (fault tests: the channel limit held)
         self._live: dict[str, SimCall] = {}  # ;1 uniqueid → call, until both halves are gone
         self._tasks: set[asyncio.Task[None]] = set()
         self._chan_seq = 0
@@ -142,6 +145,26 @@ class SimulatedAsterisk:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def cut_ami(self) -> None:
+        """Drop every AMI connection without a word (the calls go on); clients reconnect."""
+        self._ami.drop_connections()
+
+    def hangup_all(self, cause: int = 16) -> int:
+        """Hang up every live call from Asterisk's side (CLI `channel request hangup all`); a
+        ringing call ends unanswered. Returns how many calls were asked to hang up."""
+        calls = list(self._live.values())
+        for call in calls:
+            call.ami_hangup(cause)
+        return len(calls)
+
+    def originates_by_number(self) -> dict[str, int]:
+        """How many Originates created a channel, per called number (refusals not counted)."""
+        counts: dict[str, int] = {}
+        for record in self.calls:
+            if record.outcome not in REFUSALS:
+                counts[record.number] = counts.get(record.number, 0) + 1
+        return counts
 
     @property
     def ami_port(self) -> int:
@@ -312,6 +335,7 @@ class SimulatedAsterisk:
             record.outcome = callee.outcome
             call = self._new_call(req, record, callee, exten, local_ctx)
             self._live[call.one.uniqueid] = call
+            self.max_live = max(self.max_live, len(self._live))
             answered = await dial(req, call, async_=done is None)
             if done is not None and not done.done():
                 done.set_result(answered)

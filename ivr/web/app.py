@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
-from ivr.web import admin, admin_data, admin_prompts, api, i18n, operator, reports
+from ivr.web import admin, admin_data, admin_prompts, api, i18n, media, operator, reports
 from ivr.web.auth import (
     LoginLimiter,
     authenticate,
@@ -263,6 +263,7 @@ def create_app(
         *admin_data.routes(),
         *admin_prompts.routes(),
         *reports.routes(),
+        *media.routes(),  # issue 15: call audio for Asterisk's HTTP media cache
         Mount("/api/v1", routes=api.routes()),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]

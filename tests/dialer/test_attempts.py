@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import update
 
 from ivr.ami.types import CallEnded, OriginateResult
-from ivr.db.models import Account, CallAttempt, DebtCase
+from ivr.db.models import Account, CallAttempt, CallStep, DebtCase
 from ivr.dialer.attempts import on_call_ended, on_originate_error, on_originate_result
 from ivr.dialer.claims import claim, mark_dialing, mark_originating
 from ivr.dialer.policy import Limit, Stage
-from ivr.dialer.selector import select_candidates
+from ivr.dialer.selector import count_history_row, select_candidates
 from ivr.wiring import Database
 from tests.dialer.conftest import add_case, make_rules
 
@@ -153,13 +153,16 @@ def test_a_later_next_attempt_set_by_the_call_script_is_kept(db: Database) -> No
 
 
 def test_originate_error_frees_the_person_without_counting(db: Database) -> None:
+    """A refused Originate (Response: Error) is not an attempt on the subscriber (issue 15)."""
     attempt = start_call(db)
     upd = on_originate_error(db.sessions, attempt.action_id, NOW, RULES, "Response: Error")
     assert upd is not None and upd.finished
     a, case, account = state(db, attempt)
-    assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "failed", 0, "refused")
+    assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "refused", 0, "refused")
+    assert a.originated_at is None
+    assert count_history_row(a.state, a.result) == (False, False)
     assert account.dial_lock_owner is None
-    assert case.next_attempt_at == naive(NOW + dt.timedelta(minutes=30))
+    assert case.next_attempt_at == naive(NOW + dt.timedelta(minutes=RULES.options.retry_failed_minutes))
 
 
 def test_unknown_call_ids_are_ignored(db: Database) -> None:
@@ -176,3 +179,47 @@ def test_a_late_event_completes_a_lost_attempt_without_counting_twice(db: Databa
     assert upd is not None and not upd.applied
     a, case, _ = state(db, attempt)
     assert (a.state, a.result, case.attempts_in_stage, case.last_result) == ("done", "no_answer", 1, "lost")
+
+
+def _answered(db: Database) -> CallAttempt:
+    attempt = start_call(db)
+    on_originate_result(db.sessions, response(attempt, True, "answered"), NOW, RULES)
+    return attempt
+
+
+def test_an_answered_call_whose_script_never_ran_is_robot_failed_and_not_a_contact(db: Database) -> None:
+    """ami-agi-server-down.txt: AGISTATUS=FAILURE, Normal Clearing, no step of the script."""
+    attempt = _answered(db)
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="FAILURE")
+    upd = on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=5), RULES)
+    assert upd is not None and upd.result == "robot_failed"
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage, case.last_result) == ("robot_failed", 0, "robot_failed")
+    assert count_history_row(a.state, a.result) == (False, False)
+    assert case.next_attempt_at == naive(NOW + dt.timedelta(seconds=5, minutes=RULES.options.retry_failed_minutes))
+
+
+def test_an_answered_call_cut_mid_script_is_interrupted(db: Database) -> None:
+    attempt = _answered(db)
+    with db.sessions.begin() as s:
+        s.add(CallStep(attempt_id=attempt.id, seq=1, step="greet", created_at=naive(NOW)))
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="SUCCESS")
+    on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=20), RULES)
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage) == ("interrupted", 0)
+
+
+def test_a_call_the_script_finished_stays_answered(db: Database) -> None:
+    attempt = _answered(db)
+    with db.sessions.begin() as s:
+        s.add(CallStep(attempt_id=attempt.id, seq=1, step="greet", created_at=naive(NOW)))
+        row = s.get(CallAttempt, attempt.id)
+        assert row is not None
+        row.result = "answered"  # the script's finally wrote it before Asterisk hung up
+    event = CallEnded(call_id=attempt.action_id, uniqueid="1.1", channel="PJSIP/x", cause=16,
+                      cause_txt="Normal Clearing", result="answered", agi_status="SUCCESS")
+    on_call_ended(db.sessions, event, NOW + dt.timedelta(seconds=20), RULES)
+    a, case, _ = state(db, attempt)
+    assert (a.result, case.attempts_in_stage) == ("answered", 1)

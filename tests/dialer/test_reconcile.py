@@ -48,7 +48,7 @@ def test_reconcile_sorts_out_every_kind_of_leftover(any_db: Database) -> None:
     with any_db.sessions.begin() as s:
         s.execute(update(CallAttempt).where(CallAttempt.id == elsewhere.id).values(server="ast2"))
     # too young: nothing happens yet
-    early = reconcile(any_db.sessions, RULES, NOW + dt.timedelta(seconds=30), {"ast1": set()})
+    early = reconcile(any_db.sessions, RULES, NOW + dt.timedelta(seconds=5), {"ast1": set()})
     assert (early.lost, early.not_sent) == ([], [])
 
     later = NOW + dt.timedelta(minutes=5)
@@ -61,7 +61,7 @@ def test_reconcile_sorts_out_every_kind_of_leftover(any_db: Database) -> None:
         states = {a.action_id: (a.state, a.result) for a in s.query(CallAttempt)}
         assert states[unsent.action_id] == ("done", "not_sent")
         assert states[live.action_id] == ("dialing", None)
-        assert states[lost.action_id] == ("unknown", None)  # the row stays; a late event completes it
+        assert states[lost.action_id] == ("unknown", "lost")  # the row stays; a late event completes it
         assert states[elsewhere.action_id] == ("dialing", None)
         lost_case = s.get(DebtCase, lost.debt_case_id)
         unsent_case = s.get(DebtCase, unsent.debt_case_id)

@@ -7,7 +7,16 @@ import datetime as dt
 import pytest
 
 from ivr.dialer.policy import Options, Stage
-from ivr.dialer.retry import LOST, NOT_SENT, REFUSED, PhoneOption, pick_phone, plan_retry
+from ivr.dialer.retry import (
+    INTERRUPTED,
+    LOST,
+    NOT_SENT,
+    REFUSED,
+    ROBOT_FAILED,
+    PhoneOption,
+    pick_phone,
+    plan_retry,
+)
 
 NOW = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
 OPTS = Options(retry_busy_minutes=20, retry_no_answer_minutes=120, retry_congestion_minutes=30,
@@ -24,7 +33,7 @@ def plan(result: str, phones=PHONES, priority: int = 1, excluded=(), stage: Stag
 
 @pytest.mark.parametrize(("result", "minutes"), [
     ("busy", 20), ("no_answer", 120), ("congestion", 30), ("machine", 240), ("answered", 360),
-    (LOST, 120), (REFUSED, 30),
+    (LOST, 120), (REFUSED, 5), (INTERRUPTED, 5), (ROBOT_FAILED, 5),
 ])
 def test_same_number_after_the_result_interval(result: str, minutes: int) -> None:
     decision = plan(result, priority=2)
