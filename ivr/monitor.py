@@ -52,11 +52,16 @@ class Monitor:
     def say(self, out: Outlook) -> None:
         """The minute line. While there is work: the gist; when nothing is callable, why, once
         per change (a quiet night is one line, not one a minute)."""
-        lines = self.info().get("lines", {})
+        info = self.info()
+        lines = info.get("lines", {})
+        health = (info.get("dialer") or {}).get("health") or {}
         used = ", ".join(f"{name} {v.get('in_use', 0)}/{v.get('limit', 0)}" for name, v in sorted(lines.items()))
         when, why = out.next_call
         if out.open_cases == 0:
             text = "nothing to call: no open debt case (import a billing file: ivr import accounts FILE)"
+        elif health and not health.get("ok", True):
+            text = (f"ALARM: dialling paused since {health.get('since')}: {health.get('reason')}; "
+                    f"{out.gist()}")
         elif out.callable_now or out.in_flight:
             text = f"status: {out.gist()}; lines {used or 'none'}"
             self._idle_said = None

@@ -220,7 +220,10 @@ def service_info(services: Services) -> dict[str, Any]:
                          for name, server in dialer.servers.items()}
         stats = dataclasses.asdict(dialer.last_stats)
         stats.pop("not_callable_case_ids", None)
-        info["dialer"] = {"id": dialer.dialer_id, "sent": dialer.sent, "last_pass": stats}
+        health = dialer.health
+        info["dialer"] = {"id": dialer.dialer_id, "sent": dialer.sent, "last_pass": stats, "stopped": dialer.stopped,
+                          "health": {"ok": health.ok, "reason": health.reason,
+                                     "since": health.since.isoformat(timespec="seconds")}}
     return info
 
 

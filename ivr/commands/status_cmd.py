@@ -56,11 +56,15 @@ def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
     limits: dict[str, int] = {}
     ami: dict[str, Any] = {}
     agi: list[dict[str, Any]] = []
+    dialers: list[dict[str, Any]] = []
     for peer in alive:
         for name, line in (peer.info.get("lines") or {}).items():
             limits[name] = max(limits.get(name, 0), int(line.get("limit", 0)))
         for name, state in (peer.info.get("ami") or {}).items():
             ami[f"{name}@{peer.instance}"] = {"server": name, "process": peer.instance, **state}
+        health = (peer.info.get("dialer") or {}).get("health")
+        if health is not None:
+            dialers.append({"process": peer.instance, **health})
         if peer.info.get("agi"):
             a = peer.info["agi"]
             ok, why = probe(a["host"], int(a["port"]))
@@ -80,6 +84,7 @@ def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
         "lines": lines,
         "ami": list(ami.values()),
         "fastagi": agi,
+        "dialing": dialers,
         "gist": outlook.gist(),
     }
 
@@ -99,6 +104,9 @@ def render(report: dict[str, Any]) -> str:
     for f in report["fastagi"]:
         state = "answers" if f["answers"] else f"DOES NOT ANSWER ({f['detail']})"
         out.append(f"FastAGI {f['host']}:{f['port']}: {state}")
+    for d in report.get("dialing", []):
+        state = "on" if d["ok"] else f"PAUSED ({d['reason']})"
+        out.append(f"dialling ({d['process']}): {state} since {d['since']}")
     for name, line in report["lines"].items():
         limit = line["limit"] if line["limit"] is not None else "?"
         out.append(f"lines {name}: {line['in_use']} in use of {limit}")

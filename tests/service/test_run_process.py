@@ -78,6 +78,7 @@ def test_ivr_run_calls_at_once_says_what_it_does_stops_cleanly_and_resumes(tmp_p
         assert len(running) == 1 and running[0]["role"] == "run" and running[0]["simulator"]
         assert [a["connected"] for a in report["ami"]] == [True]
         assert [f["answers"] for f in report["fastagi"]] == [True]
+        assert [d["ok"] for d in report["dialing"]] == [True]  # the FastAGI health gate lets it dial
         assert report["cases"]["open_cases"] == N
         assert report["lines"]["sim"]["limit"] == LINES and report["lines"]["sim"]["in_use"] <= LINES
         table = first.ivr("status")
