@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, cast
@@ -288,13 +288,7 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
         .join(Account, Account.id == DebtCase.account_id)
         .where(DebtCase.id.in_(ids))
     ).all()
-    promised: dict[int, dt.date] = {}
-    for case_id, promised_date in session.execute(
-        select(Promise.debt_case_id, Promise.promised_date)
-        .where(Promise.debt_case_id.in_(ids), Promise.status == "pending")
-        .order_by(Promise.id)
-    ):
-        promised[case_id] = promised_date  # the latest pending promise wins
+    promised = pending_promises(session, ids)
     first_phone: dict[int, str] = {}
     for account_id, number in session.execute(
         select(PhoneNumber.account_id, PhoneNumber.number)
@@ -359,6 +353,20 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
             report.events.update(e.split(":")[0] for e in d.events)
         else:
             report.conflicts += 1
+
+
+def pending_promises(session: Session, case_ids: Collection[int]) -> dict[int, dt.date]:
+    """The latest pending promise date per case (one query for the batch)."""
+    promised: dict[int, dt.date] = {}
+    if not case_ids:
+        return promised
+    for case_id, promised_date in session.execute(
+        select(Promise.debt_case_id, Promise.promised_date)
+        .where(Promise.debt_case_id.in_(case_ids), Promise.status == "pending")
+        .order_by(Promise.id)
+    ):
+        promised[case_id] = promised_date  # the latest pending promise wins
+    return promised
 
 
 def apply_decision(

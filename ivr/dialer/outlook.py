@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from ivr.db.models import Account, CallAttempt, CaseState, DebtCase, OptOut
 from ivr.dialer import selector as sel
+from ivr.dialer.ladder import pending_promises
 from ivr.dialer.policy import Rules
 from ivr.dialer.windows import naive_utc, to_utc, zone
 
@@ -118,18 +119,7 @@ def _iso(when: dt.datetime | None) -> str | None:
 
 
 def _open_rows(session: Session) -> Iterator[list[Any]]:
-    base = (
-        select(
-            DebtCase.id, DebtCase.account_id, DebtCase.state, DebtCase.opened_on, DebtCase.amount_owed,
-            DebtCase.stage_code, DebtCase.attempts_in_stage, DebtCase.next_attempt_at,
-            DebtCase.next_phone_priority, DebtCase.promise_broken,
-            Account.timezone, Account.country, Account.language, Account.block_date,
-        )
-        .join(Account, Account.id == DebtCase.account_id)
-        .where(DebtCase.state.in_(sel.LADDER_STATES), DebtCase.amount_owed > 0)
-        .order_by(DebtCase.id)
-        .limit(BATCH)
-    )
+    base = sel.open_case_rows().order_by(DebtCase.id).limit(BATCH)
     last = 0
     while True:
         rows = session.execute(base.where(DebtCase.id > last)).all()
@@ -154,7 +144,7 @@ def build_outlook(session: Session, rules: Rules, now: dt.datetime) -> Outlook:
         phones = sel.load_phones(session, accounts)
         opted = sel.opted_out_numbers(session, (p.number for ps in phones.values() for p in ps))
         histories = sel.load_histories(session, accounts, now)
-        promises = sel.pending_promises(session, [r.id for r in rows if r.state == CaseState.PROMISED.value])
+        promises = pending_promises(session, [r.id for r in rows if r.state == CaseState.PROMISED.value])
         for row in rows:
             out.open_cases += 1
             _classify(out, row, rules, now, now_naive, opted_accounts, busy, phones.get(row.account_id, ()),

@@ -38,9 +38,8 @@ from ivr.db.models import (
     DebtCase,
     OptOut,
     PhoneNumber,
-    Promise,
 )
-from ivr.dialer.ladder import CaseView, Decision, apply_decision, decide
+from ivr.dialer.ladder import CaseView, Decision, apply_decision, decide, pending_promises
 from ivr.dialer.limits import HISTORY_LOOKBACK, History, limits_reopen_at
 from ivr.dialer.policy import Rules, Stage
 from ivr.dialer.retry import FAULT_RESULTS, PhoneOption, pick_phone
@@ -145,12 +144,9 @@ def opted_out_numbers(session: Session, numbers: Iterable[str]) -> set[str]:
     return set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_(wanted))))
 
 
-def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence[Any]:
-    """Active or promised, owed, unlocked, not opted-out cases, due first. Two index range scans
-    (new cases with no next_attempt_at, then due ones in time order) so both databases use the
-    index. Promised cases come back when their promise may have passed (next_attempt_at is set
-    to that moment), so the ladder's decision for them is made here too."""
-    base = (
+def open_case_rows() -> Any:
+    """The columns the ladder and the checks need, for open cases (active or promised, owed)."""
+    return (
         select(
             DebtCase.id, DebtCase.account_id, DebtCase.state, DebtCase.opened_on, DebtCase.amount_owed,
             DebtCase.stage_code, DebtCase.attempts_in_stage, DebtCase.next_attempt_at,
@@ -158,9 +154,18 @@ def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence
             Account.timezone, Account.country, Account.language, Account.block_date,
         )
         .join(Account, Account.id == DebtCase.account_id)
+        .where(DebtCase.state.in_(LADDER_STATES), DebtCase.amount_owed > 0)
+    )
+
+
+def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence[Any]:
+    """Active or promised, owed, unlocked, not opted-out cases, due first. Two index range scans
+    (new cases with no next_attempt_at, then due ones in time order) so both databases use the
+    index. Promised cases come back when their promise may have passed (next_attempt_at is set
+    to that moment), so the ladder's decision for them is made here too."""
+    base = (
+        open_case_rows()
         .where(
-            DebtCase.state.in_(LADDER_STATES),
-            DebtCase.amount_owed > 0,
             or_(Account.dial_lock_owner.is_(None), Account.dial_lock_until < now_naive),
             ~exists().where(OptOut.account_id == DebtCase.account_id),
         )
@@ -177,20 +182,6 @@ def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence
 def first_number(options: Sequence[PhoneOption]) -> str | None:
     """The account's first-priority number (any status): the ladder dates its zone by it."""
     return min(options, key=lambda p: (p.priority, p.id)).number if options else None
-
-
-def pending_promises(session: Session, case_ids: Collection[int]) -> dict[int, dt.date]:
-    """The latest pending promise date per case (one query for the batch)."""
-    promised: dict[int, dt.date] = {}
-    if not case_ids:
-        return promised
-    for case_id, promised_date in session.execute(
-        select(Promise.debt_case_id, Promise.promised_date)
-        .where(Promise.debt_case_id.in_(case_ids), Promise.status == "pending")
-        .order_by(Promise.id)
-    ):
-        promised[case_id] = promised_date
-    return promised
 
 
 @dataclass(frozen=True)
