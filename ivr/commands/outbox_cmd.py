@@ -62,7 +62,8 @@ def run_list(args: argparse.Namespace) -> int:
             if args.account:
                 stmt = stmt.where(OutboxEvent.account_external_id == args.account)
             rows = [_row(e) for e in session.scalars(stmt)]
-            counts = dict(session.execute(select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state)).tuples())
+            counts = {str(k): int(v) for k, v in session.execute(
+            select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state))}
     finally:
         database.engine.dispose()
     if args.json:
