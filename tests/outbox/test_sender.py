@@ -23,6 +23,7 @@ from ivr.outbox.sender import (
     deliver_once,
     make_client,
     resend,
+    run,
     sign,
     verify,
 )
@@ -237,3 +238,19 @@ def doc_account(body: bytes) -> str:
 
 def doc_seq(body: bytes) -> int:
     return int(json.loads(body)["seq"])
+
+
+async def test_run_loop_delivers_until_stopped(db: Database, receiver: Receiver) -> None:
+    sessions = db.sessions
+    accounts = add_accounts(sessions, 2)
+    keys = record_events(sessions, accounts, per_account=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(sessions, fast(receiver.url), stop, worker="loop"))
+    await asyncio.to_thread(receiver.wait_for, lambda seen: len(seen.accepted) == len(keys))
+    # a fact recorded while the loop runs goes out too, without a restart
+    with sessions.begin() as s:
+        events.record(s, events.OPT_OUT, accounts[0], {}, dt.datetime.now(UTC), key="late")
+    await asyncio.to_thread(receiver.wait_for, lambda seen: "late" in seen.accepted)
+    stop.set()
+    await task
+    assert_in_order_once(receiver, [*keys, "late"])
