@@ -8,9 +8,11 @@ README "Push to billing"; keep them stable (billing parses them)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ivr.db.models import (
@@ -107,6 +109,29 @@ def promises_resolved(session: Session, case_id: int, now: dt.datetime) -> int:
         kind = events.PROMISE_KEPT if promise.status == "kept" else events.PROMISE_BROKEN
         done += events.record(session, kind, case.account_id, _promise_payload(session, promise), now,
                               key=f"{kind}:{promise.id}")
+    return done
+
+
+def promises_kept_on_import(conn: Connection, case_ids: Sequence[int], now: dt.datetime) -> int:
+    """The account import closed these cases as paid (bulk, on a Connection): one event per kept
+    promise of theirs not recorded yet (a case is closed once, so its kept promises were kept now)."""
+    done = 0
+    for start in range(0, len(case_ids), 500):
+        rows = conn.execute(
+            select(Promise, DebtCase.account_id, DebtCase.state, DebtCase.amount_owed, DebtCase.currency)
+            .join(DebtCase, DebtCase.id == Promise.debt_case_id)
+            .where(Promise.debt_case_id.in_(case_ids[start:start + 500]), Promise.status == "kept")
+            .order_by(Promise.id)
+        ).all()
+        for row in rows:
+            payload = {
+                "promise_id": row.id, "promised_date": _iso(row.promised_date), "amount": _money(row.amount),
+                "source": row.source, "status": row.status, "stage": row.stage_code, "attempt_id": row.attempt_id,
+                "made_at": _iso(row.created_at), "resolved_at": _iso(row.resolved_at), "case_id": row.debt_case_id,
+                "case_state": row.state, "amount_owed": _money(row.amount_owed), "currency": row.currency,
+            }
+            done += events.record(conn, events.PROMISE_KEPT, row.account_id, payload, now,
+                                  key=f"{events.PROMISE_KEPT}:{row.id}")
     return done
 
 

@@ -4,15 +4,18 @@ real code paths: the call script's recorder, the ladder, payments, the operator'
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.billing.importer import import_accounts
 from ivr.billing.payments import apply_payment
 from ivr.call.recorder import CallRecorder
 from ivr.clock import FixedClock
+from ivr.config import Settings
 from ivr.db.models import (
     BlockListEntry,
     CallAttempt,
@@ -168,3 +171,30 @@ def test_a_finished_callback_task_is_recorded(db: Database) -> None:
 def test_unknown_kind_is_refused(db: Database) -> None:
     with db.sessions.begin() as s, pytest.raises(ValueError):
         events.record(s, "payment.received", 1, {}, NOW, key="x")
+
+
+IMPORT_HEADER = "Лицевой счёт;ФИО;Телефон;Сумма долга;Валюта;Дата платежа;Дата блокировки;Часовой пояс;Язык;Услуга;Тариф"
+
+
+@pytest.mark.postgres
+def test_an_import_that_pays_off_a_case_records_its_kept_promise(any_db: Database) -> None:
+    settings = Settings(default_region="RU", default_language="ru", default_currency="RUB",
+                        default_timezone="Europe/Moscow")
+    today = dt.date(2026, 11, 20)
+
+    def run(balance: str, now: dt.datetime) -> None:
+        text = f"{IMPORT_HEADER}\n2001;Иванов Иван;89161234567;{balance};RUB;10.11.2026;;;;;\n"
+        report = import_accounts(any_db.sessions, io.BytesIO(text.encode("cp1251")), settings=settings,
+                                 today=today, now=now, filename="b.csv")
+        assert report.errors == []
+
+    run("1 800,00", NOW)
+    with any_db.sessions.begin() as s:
+        case = s.scalars(select(DebtCase)).one()
+        s.add(Promise(debt_case_id=case.id, promised_date=today + dt.timedelta(days=2), amount=Decimal("1800.00"),
+                      status="pending", created_at=dt.datetime(2026, 11, 19)))
+    run("0,00", NOW + dt.timedelta(days=1))
+    run("0,00", NOW + dt.timedelta(days=2))  # nothing new happened: no new event
+    assert event_rows(any_db.sessions) == [("promise.kept", "2001", 1)]
+    kept = payload_of(any_db.sessions, "promise.kept")
+    assert kept["status"] == "kept" and kept["case_state"] == "paid" and kept["amount"] == "1800.00"
