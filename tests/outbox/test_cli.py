@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +94,35 @@ def test_settings(tmp_path: Path) -> None:
         load_settings(None, {**base, "IVR_BILLING_PUSH_URL": "https://b.example/", "IVR_BILLING_PUSH_SECRET": "secret"})
     with pytest.raises(ConfigError, match="IVR_BILLING_PUSH_URL"):
         load_settings(None, {**base, "IVR_BILLING_PUSH_URL": "billing.example/ivr", "IVR_BILLING_PUSH_SECRET": SECRET})
+
+
+def test_a_killed_sender_leaves_the_event_to_be_resent_with_the_same_key(
+    env: Path, db: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real crash: `ivr outbox send` is killed (SIGKILL) after billing took the first event and
+    before the answer came back; the event is not marked sent, and after the lease it goes again
+    with the same Idempotency-Key."""
+    monkeypatch.setenv("IVR_BILLING_PUSH_URL", receiver.url)
+    monkeypatch.setenv("IVR_BILLING_PUSH_SECRET", SECRET)
+    receiver.hold_next = True
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "--env-file", str(env), "outbox", "send"],
+                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        receiver.wait_for(lambda seen: seen.held == ["cli:0"])
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    receiver.release.set()
+    with db.sessions() as s:
+        head = s.scalars(select(OutboxEvent).where(OutboxEvent.seq == 1)).one()
+        assert head.state == "pending" and head.claimed_by is not None and head.sent_at is None
+    with db.sessions.begin() as s:  # the dead sender's lease runs out
+        s.execute(update(OutboxEvent).where(OutboxEvent.id == head.id).values(claimed_until=dt.datetime(2000, 1, 1)))
+    assert main(["--env-file", str(env), "outbox", "send"]) == 0
+    assert receiver.seen.accepted == {"cli:0": 2, "cli:1": 1, "cli:2": 1}
+    assert [doc["seq"] for doc in receiver.seen.first] == [1, 2, 3]
