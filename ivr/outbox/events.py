@@ -17,8 +17,8 @@ import datetime as dt
 import logging
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import JSON, DateTime, Table, func, insert, literal, select
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.orm import Session
 
 from ivr.db.models import Account, OutboxEvent
@@ -49,27 +49,35 @@ def naive_utc(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
+def rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 def record(
     session: Session | Connection, kind: str, account_id: int, payload: dict[str, Any], now: dt.datetime,
     *, key: str,
 ) -> bool:
     """Add one event for the account in the caller's transaction; False when `key` is stored
-    already (the fact was recorded before). `payload` must be JSON-serialisable."""
+    already (the fact was recorded before) or the account does not exist. `payload` must be
+    JSON-serialisable. One INSERT ... SELECT (on PostgreSQL after locking the account row)."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox event kind {kind!r}")
-    external_id = session.execute(
-        select(Account.external_id).where(Account.id == account_id).with_for_update()
-    ).scalar_one_or_none()
-    if external_id is None:
-        log.warning("outbox: %s for unknown account id %s not recorded", kind, account_id)
-        return False
-    if session.execute(select(OutboxEvent.id).where(OutboxEvent.idempotency_key == key)).first() is not None:
-        return False
-    last = session.execute(select(func.max(OutboxEvent.seq)).where(OutboxEvent.account_id == account_id)).scalar()
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
+        # A separate statement: after waiting for the lock, the INSERT's own snapshot (taken at
+        # its start) sees the other transaction's event, so max(seq) is up to date.
+        session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
     stamp = naive_utc(now)
-    session.execute(insert(_EVENTS).values(
-        idempotency_key=key, account_id=account_id, account_external_id=external_id, seq=(last or 0) + 1,
-        kind=kind, payload=payload, created_at=stamp, state=PENDING, attempts=0, next_try_at=stamp,
-        last_error="",
-    ))
-    return True
+    last = select(func.coalesce(func.max(_EVENTS.c.seq), 0)).where(_EVENTS.c.account_id == account_id).scalar_subquery()
+    recorded = select(_EVENTS.c.id).where(_EVENTS.c.idempotency_key == key).exists()
+    values: dict[str, Any] = {
+        "idempotency_key": literal(key), "account_id": literal(account_id), "account_external_id": Account.external_id,
+        "seq": last + 1, "kind": literal(kind), "payload": literal(payload, JSON()), "created_at": literal(stamp, DateTime()),
+        "state": literal(PENDING), "attempts": literal(0), "next_try_at": literal(stamp, DateTime()),
+        "last_error": literal(""),
+    }
+    stmt = insert(_EVENTS).from_select(
+        list(values), select(*values.values()).where(Account.id == account_id, ~recorded)
+    )
+    # RETURNING rather than rowcount: psycopg reports no row count for INSERT ... SELECT here
+    return session.execute(stmt.returning(_EVENTS.c.id)).first() is not None

@@ -43,8 +43,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from ivr.config import Settings
 from ivr.db.models import OutboxEvent
-from ivr.dialer.claims import rowcount
-from ivr.outbox.events import FAILED, PENDING, RETRYING, SENT, naive_utc
+from ivr.outbox.events import FAILED, PENDING, RETRYING, SENT, naive_utc, rowcount
 
 log = logging.getLogger(__name__)
 

@@ -198,3 +198,21 @@ def test_an_import_that_pays_off_a_case_records_its_kept_promise(any_db: Databas
     assert event_rows(any_db.sessions) == [("promise.kept", "2001", 1)]
     kept = payload_of(any_db.sessions, "promise.kept")
     assert kept["status"] == "kept" and kept["case_state"] == "paid" and kept["amount"] == "1800.00"
+
+
+@pytest.mark.postgres
+def test_concurrent_facts_of_one_account_get_gap_free_sequence_numbers(any_db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with any_db.sessions.begin() as s:
+        account_id = add_case(s).account_id
+
+    def fact(i: int) -> bool:
+        with any_db.sessions.begin() as s:
+            return events.record(s, events.OPT_OUT, account_id, {"i": i}, NOW, key=f"race:{i}")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(fact, range(30)))
+    with any_db.sessions() as s:
+        seqs = sorted(s.scalars(select(OutboxEvent.seq)))
+    assert seqs == list(range(1, 31))
