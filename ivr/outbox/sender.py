@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -61,20 +62,23 @@ class PushConfig:
 
     url: str
     secret: str
-    timeout_s: float = 10.0  # per request (connect, read, write each)
+    timeout_s: float = 10.0  # per request, all of it (connect, send, wait, read)
     backoff_base_s: float = 5.0  # first retry after about this long, doubling each time
     backoff_max_s: float = 3600.0  # cap of the doubling
     lease_s: float = 120.0  # a claim older than this is taken over (its sender is gone)
-    batch: int = 100  # events (accounts) per round
+    batch: int = 32  # events (accounts) per round
     concurrency: int = 8  # requests in flight at once
     poll_s: float = 5.0  # pause of `run` when nothing was due
 
     def __post_init__(self) -> None:
         if not self.url or not self.secret:
             raise ValueError("billing push needs a URL and a secret")
-        if self.lease_s <= 3 * self.timeout_s:
-            # a live sender's lease must outlast its request, or a second sender would resend
-            raise ValueError("lease_s must exceed three request timeouts")
+        if self.batch < 1 or self.concurrency < 1:
+            raise ValueError("batch and concurrency must be at least 1")
+        # A live sender's lease must outlast its whole round (requests queue behind `concurrency`),
+        # or a second sender would take over and send again.
+        if self.lease_s <= (math.ceil(self.batch / self.concurrency) + 1) * self.timeout_s:
+            raise ValueError("lease_s must exceed (batch / concurrency + 1) request timeouts")
 
 
 @dataclass
@@ -221,7 +225,12 @@ async def _post(client: httpx.AsyncClient, config: PushConfig, event: Claimed, u
         SIGNATURE_HEADER: sign(config.secret, int(unix_now), event.body),
     }
     try:
-        response = await client.post(config.url, content=event.body, headers=headers, timeout=config.timeout_s)
+        # httpx's timeouts are per phase (a slow trickle of bytes never trips the read timeout):
+        # the whole request gets one deadline, so a round always ends within its lease
+        async with asyncio.timeout(config.timeout_s):
+            response = await client.post(config.url, content=event.body, headers=headers, timeout=config.timeout_s)
+    except TimeoutError:
+        return RETRYING, f"no answer within {config.timeout_s:g} s"
     except httpx.HTTPError as exc:  # refused, reset, timed out, DNS: billing unreachable for now
         return RETRYING, f"{type(exc).__name__}: {exc}".rstrip(": ")
     if 200 <= response.status_code < 300:

@@ -43,7 +43,7 @@ def receiver() -> Iterator[Receiver]:
 
 def fast(url: str, **kw: Any) -> PushConfig:
     values: dict[str, Any] = dict(url=url, secret=SECRET, timeout_s=5.0, backoff_base_s=0.01, backoff_max_s=0.05,
-                                  lease_s=30.0, batch=50, concurrency=4, poll_s=0.01)
+                                  lease_s=30.0, batch=16, concurrency=4, poll_s=0.01)
     values.update(kw)
     return PushConfig(**values)
 
@@ -254,3 +254,26 @@ async def test_run_loop_delivers_until_stopped(db: Database, receiver: Receiver)
     stop.set()
     await task
     assert_in_order_once(receiver, [*keys, "late"])
+
+
+async def test_a_billing_that_never_answers_is_retried_after_the_request_deadline(
+    db: Database, receiver: Receiver,
+) -> None:
+    sessions = db.sessions
+    keys = record_events(sessions, add_accounts(sessions, 1), per_account=1)
+    receiver.hold_next = True  # takes the request, answers only when released
+    async with make_client() as client:
+        report = await deliver_once(sessions, client, fast(receiver.url, timeout_s=0.5), worker="w")
+    receiver.release.set()
+    assert report.retrying == 1
+    stored = states(sessions)[keys[0]]
+    assert stored.state == events.RETRYING and "no answer within 0.5 s" in stored.last_error
+    assert stored.claimed_by is None  # the lease is given back with the result
+
+
+def test_config_refuses_a_lease_shorter_than_a_round() -> None:
+    with pytest.raises(ValueError, match="lease_s"):
+        PushConfig(url="http://billing/", secret=SECRET, timeout_s=10, batch=32, concurrency=8, lease_s=50)
+    with pytest.raises(ValueError, match="URL and a secret"):
+        PushConfig(url="", secret=SECRET)
+    assert PushConfig(url="http://billing/", secret=SECRET).lease_s == 120
