@@ -13,7 +13,8 @@ leaves the lease to expire; then the event is sent again with the same Idempoten
 must treat a repeated key as the same event and answer 2xx).
 
 Responses: 2xx = delivered. 408, 425, 429, 5xx, a timeout or no connection = retry after an
-exponential back-off with jitter (never given up: a billing outage of any length loses nothing).
+exponential back-off with jitter, or billing's Retry-After when longer (never given up: a billing
+outage of any length loses nothing).
 Any other status (400, 401, 404, ...) = failed: billing refused the event, retrying the same bytes
 will not help; it stays failed (and its account's later events wait) until an admin resends it
 (`ivr outbox resend ID` or the admin page), normally after billing has been fixed.
@@ -216,8 +217,16 @@ def resend(sessions: sessionmaker[Session], event_id: int, now: dt.datetime) -> 
 
 # -- HTTP -----------------------------------------------------------------------------------------
 
-async def _post(client: httpx.AsyncClient, config: PushConfig, event: Claimed, unix_now: float) -> tuple[str, str]:
-    """POST one event: (new state, error text)."""
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Billing's own `Retry-After: <seconds>` (429, 503); a date form or garbage is ignored."""
+    raw = response.headers.get("Retry-After", "").strip()
+    return float(raw) if raw.isdigit() else None
+
+
+async def _post(
+    client: httpx.AsyncClient, config: PushConfig, event: Claimed, unix_now: float,
+) -> tuple[str, str, float | None]:
+    """POST one event: (new state, error text, billing's Retry-After in seconds)."""
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         IDEMPOTENCY_HEADER: event.key,
@@ -230,15 +239,15 @@ async def _post(client: httpx.AsyncClient, config: PushConfig, event: Claimed, u
         async with asyncio.timeout(config.timeout_s):
             response = await client.post(config.url, content=event.body, headers=headers, timeout=config.timeout_s)
     except TimeoutError:
-        return RETRYING, f"no answer within {config.timeout_s:g} s"
+        return RETRYING, f"no answer within {config.timeout_s:g} s", None
     except httpx.HTTPError as exc:  # refused, reset, timed out, DNS: billing unreachable for now
-        return RETRYING, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return RETRYING, f"{type(exc).__name__}: {exc}".rstrip(": "), None
     if 200 <= response.status_code < 300:
-        return SENT, ""
+        return SENT, "", None
     detail = f"HTTP {response.status_code}: {response.text[:200]}"
     if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
-        return RETRYING, detail
-    return FAILED, detail
+        return RETRYING, detail, retry_after_s(response)
+    return FAILED, detail, None
 
 
 async def deliver_once(
@@ -256,9 +265,12 @@ async def deliver_once(
 
     async def one(event: Claimed) -> None:
         async with gate:
-            state, error = await _post(client, config, event, now().timestamp())
+            state, error, asked = await _post(client, config, event, now().timestamp())
         moment = now()
-        retry_at = moment + dt.timedelta(seconds=backoff_s(event.attempts + 1, config, rnd)) if state == RETRYING else None
+        retry_at = None
+        if state == RETRYING:  # our back-off, or later when billing asks for it (up to the cap)
+            delay = max(backoff_s(event.attempts + 1, config, rnd), min(asked or 0.0, config.backoff_max_s))
+            retry_at = moment + dt.timedelta(seconds=delay)
         kept = await asyncio.to_thread(mark, sessions, event.id, worker, moment, state=state, error=error,
                                        next_try_at=retry_at)
         if not kept:

@@ -33,6 +33,7 @@ class Receiver:
         self.cond = threading.Condition()
         self.seen = Seen()
         self.fail_next = 0
+        self.retry_after = ""  # sent with the purposeful 500s when set
         self.hold_next = False
         self.release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -57,6 +58,8 @@ class Receiver:
                 status = receiver.handle(self.headers.get("Idempotency-Key", ""),
                                          self.headers.get("X-IVR-Signature", ""), body)
                 self.send_response(status)
+                if status == 503 and receiver.retry_after:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -102,7 +105,7 @@ class Receiver:
                 self.fail_next -= 1
                 self.seen.failed_on_purpose += 1
                 self.cond.notify_all()
-                return 500
+                return 503 if self.retry_after else 500
             doc = json.loads(body)
             assert doc["id"] == key, "the body's id is the Idempotency-Key"
             if key not in self.seen.accepted:

@@ -277,3 +277,16 @@ def test_config_refuses_a_lease_shorter_than_a_round() -> None:
     with pytest.raises(ValueError, match="URL and a secret"):
         PushConfig(url="", secret=SECRET)
     assert PushConfig(url="http://billing/", secret=SECRET).lease_s == 120
+
+
+async def test_billing_can_ask_for_a_longer_pause(db: Database, receiver: Receiver) -> None:
+    sessions = db.sessions
+    keys = record_events(sessions, add_accounts(sessions, 1), per_account=1)
+    receiver.fail_next, receiver.retry_after = 1, "3000"  # 503 with Retry-After: 3000
+    before = dt.datetime.now(UTC).replace(tzinfo=None)
+    async with make_client() as client:
+        report = await deliver_once(sessions, client, fast(receiver.url, backoff_max_s=3600.0), worker="w")
+    assert report.retrying == 1
+    stored = states(sessions)[keys[0]]
+    assert "HTTP 503" in stored.last_error
+    assert stored.next_try_at >= before + dt.timedelta(seconds=3000)  # not our 0.01 s back-off
