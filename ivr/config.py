@@ -21,6 +21,9 @@ from dotenv import dotenv_values
 
 from ivr.passwords import MIN_AMI_SECRET_LENGTH, MIN_WEB_SECRET_LENGTH, secret_problem
 
+# The HMAC key shared with billing: as hard to guess as the web session key.
+MIN_PUSH_SECRET_LENGTH = MIN_WEB_SECRET_LENGTH
+
 T = TypeVar("T")
 
 
@@ -99,6 +102,9 @@ class Settings:
     import_years: tuple[int, int] = (2000, 2100)
     # reports
     operator_minutes_per_call: float = 3.0
+    # push to billing (ivr/outbox/): empty URL = events are recorded but nobody sends them
+    billing_push_url: str = ""
+    billing_push_secret: str = ""
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -170,6 +176,13 @@ def _hosts(key: str, raw: str) -> tuple[str, ...]:
         except ValueError:
             raise ConfigError(f"{key}: {item!r} is not an IP address or network") from None
     return items
+
+
+def _url(key: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}: expected an http:// or https:// URL, got {value!r}")
+    return value
 
 
 def _secret(key: str, raw: str, minimum: int) -> str:
@@ -251,6 +264,8 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_IMPORT_YEARS": ("import_years", _years),
     "IVR_OPERATOR_MINUTES_PER_CALL": ("operator_minutes_per_call", lambda k, v: _float(k, v, 0.0)),
     "IVR_LOG_LEVEL": ("log_level", lambda k, v: v.strip().upper()),
+    "IVR_BILLING_PUSH_URL": ("billing_push_url", lambda k, v: _url(k, v)),
+    "IVR_BILLING_PUSH_SECRET": ("billing_push_secret", lambda k, v: _secret(k, v, MIN_PUSH_SECRET_LENGTH) if v.strip() else ""),
 }
 
 
@@ -276,5 +291,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", environ: Map
         raise ConfigError("IVR_DEFAULT_LANGUAGE: expected ru, uk or en")
     if not values.get("database_url", "sqlite:").startswith(("sqlite", "postgresql")):
         raise ConfigError("IVR_DATABASE_URL: expected a sqlite:/// or postgresql+psycopg:// URL")
+    if values.get("billing_push_url") and not values.get("billing_push_secret"):
+        # fail closed: billing must be able to tell our pushes from anyone else's
+        raise ConfigError("IVR_BILLING_PUSH_SECRET: required when IVR_BILLING_PUSH_URL is set")
     values["extra"] = {k: v for k, v in merged.items() if k.startswith("IVR_") and k not in _SIMPLE}
     return Settings(**values)

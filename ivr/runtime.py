@@ -52,6 +52,8 @@ class Services:
     web_server: Any = None
     sim: Any = None
     monitor: Any = None
+    push_stop: asyncio.Event | None = None
+    push_task: asyncio.Task[Any] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:
@@ -180,6 +182,9 @@ async def start_services(
         sched.start()
         services.scheduler = sched
 
+    if with_dialer:
+        start_billing_push(services)
+
     if with_web:
         import uvicorn
 
@@ -198,6 +203,19 @@ async def start_services(
         services.web_task = asyncio.create_task(web_server.serve(sockets=[web_sock]))
         log.info("web UI on http://%s:%s/", settings.web_host, settings.web_port)
     return services
+
+
+def start_billing_push(services: Services) -> None:
+    """Deliver the outbox's events to billing (IVR_BILLING_PUSH_URL) from this process."""
+    from ivr.outbox import sender as billing_push
+
+    push = billing_push.config_from_settings(services.settings)
+    if push is None:
+        log.info("billing push off (IVR_BILLING_PUSH_URL not set); events are still recorded")
+        return
+    services.push_stop = asyncio.Event()
+    services.push_task = asyncio.create_task(
+        billing_push.run(services.db.sessions, push, services.push_stop, worker=default_dialer_id(services.settings)))
 
 
 def service_info(services: Services) -> dict[str, Any]:
@@ -261,6 +279,9 @@ def _log_lost(name: str) -> Any:
 async def stop_services(services: Services, *, grace: float = 10.0) -> None:
     if services.scheduler is not None:
         services.scheduler.shutdown(wait=False)
+    if services.push_stop is not None and services.push_task is not None:
+        services.push_stop.set()  # a round already sending finishes (its claim would resend it anyway)
+        await asyncio.wait([services.push_task], timeout=30)
     if services.web_server is not None:
         services.web_server.should_exit = True
         if services.web_task is not None:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from ivr.db.models import Account, CaseState, DebtCase, Payment
+from ivr.outbox import facts as outbox
 
 __all__ = ["apply_payment", "open_cases", "close_case_paid"]
 
@@ -67,6 +68,7 @@ def apply_payment(session: Session, payment: Payment, *, now: dt.datetime) -> No
         remaining -= take
         if owed - take <= 0:
             close_case_paid(case, paid_on=payment.paid_on, now=now)
+            outbox.promises_resolved(session, case.id, now)
             log.debug("case %s paid off by payment id %s", case.id, payment.id)
         else:
             case.amount_owed = owed - take

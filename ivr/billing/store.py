@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from ivr.billing.bulk import Bulk, Native, raw
 from ivr.billing.parse import AccountRow
 from ivr.db.models import Account, CaseState, DebtCase, PhoneNumber, Promise
+from ivr.outbox import facts as outbox
 
 __all__ = ["AccountStore", "BatchResult", "OPEN_CLOSED_STATES", "StoreRow", "store_row"]
 
@@ -242,6 +243,7 @@ class AccountStore:
                                [(cid, CaseState.PAID.value, zero, stamp) for cid in paid])
         self.bulk.execute_many(self._promise_kept, ("b_case", "b_pending", "b_today", "b_kept", "b_now"),
                                [(cid, "pending", self._today, "kept", stamp) for cid in paid])
+        outbox.promises_kept_on_import(self.bulk.conn, paid, self.now)
         result.cases_opened += len(inserts)
         result.cases_updated += len(amounts)
         result.cases_closed += len(paid)

@@ -34,6 +34,7 @@ from ivr.db.models import (
     Promise,
     Reason,
 )
+from ivr.outbox import facts as outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -237,6 +238,7 @@ class CallRecorder:
                 if case.state == CaseState.ACTIVE.value:
                     case.state = CaseState.PROMISED.value
                 case.promise_broken = False
+                outbox.promise_made(session, case.id, now)
             outcome = session.scalar(select(Outcome).where(Outcome.attempt_id == info.attempt_id))
             if outcome is not None:
                 outcome.kind = "promise"
@@ -313,12 +315,15 @@ class CallRecorder:
             if outcome is not None:
                 outcome.kind = "opt_out"
                 outcome.opted_out = True
+            outbox.opt_out_added(session, info.account_id, info.phone, now)
 
         await self._run(fn)
 
     async def finish(self, info: CallInfo, default_kind: str) -> None:
         """Always runs at the end of the script (also after a hang-up): the outcome gets a final
-        kind, and the attempt a result, unless something more specific was stored already."""
+        kind, and the attempt a result, unless something more specific was stored already.
+        The outcome is final now: it goes to the billing outbox in the same transaction."""
+        now = self._now()
 
         def fn(session: Session) -> None:
             attempt = session.get(CallAttempt, info.attempt_id)
@@ -328,6 +333,7 @@ class CallRecorder:
             outcome = session.scalar(select(Outcome).where(Outcome.attempt_id == info.attempt_id))
             if outcome is not None and outcome.kind is None:
                 outcome.kind = default_kind
+            outbox.call_outcome(session, info.attempt_id, now)
 
         await self._run(fn)
         self._seq.pop(info.attempt_id, None)

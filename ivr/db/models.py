@@ -483,3 +483,32 @@ class ServiceHeartbeat(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboxEvent(Base):
+    """A fact to push to the billing system's HTTP endpoint, written in the same transaction as
+    the fact itself (see ivr/outbox/). `seq` counts the account's events from 1 without gaps;
+    the sender delivers them strictly in that order per account."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        UniqueConstraint("account_id", "seq"),
+        Index("ix_outbox_events_state_next", "state", "next_try_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_external_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))  # call.outcome, promise.made, opt_out, ...
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | retrying | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    # a sender's lease while it delivers the event (another sender takes over after it expires)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

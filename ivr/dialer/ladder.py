@@ -47,6 +47,7 @@ from ivr.db.models import (
 )
 from ivr.dialer.policy import Rules, Stage
 from ivr.dialer.windows import local_midnight_utc, naive_utc, resolve_timezone, to_utc, zone
+from ivr.outbox import facts as outbox
 
 log = logging.getLogger(__name__)
 
@@ -405,6 +406,7 @@ def apply_decision(
             .values(status=d.promise_status, resolved_at=naive_now)
             .execution_options(synchronize_session=False)
         )
+        outbox.promises_resolved(session, case_id, now)
     if d.add_to_block_list:
         add_to_block_list(session, account_id, case_id, d.stage_code, now)
     if d.retention_task:
@@ -439,6 +441,7 @@ def add_to_block_list(session: Session, account_id: int, case_id: int, stage_cod
         .values(blocked_at=naive_now)
         .execution_options(synchronize_session=False)
     )
+    outbox.block_list_changed(session, account_id, now)
 
 
 def ensure_retention_task(session: Session, account_id: int, case_id: int, now: dt.datetime) -> None:

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from ivr.db.models import Account, ApiToken, OptOut, User, utcnow
 from ivr.logsetup import mask_phone
+from ivr.outbox import facts as outbox
 from ivr.web import auth
 from ivr.web.common import (
     checked_form,
@@ -133,6 +134,7 @@ async def optout_add(request: Request) -> Response:
             if account_id is None:
                 return False
         session.add(OptOut(account_id=account_id, phone=phone, source="admin", note=note or f"by {user.username}"))
+        outbox.opt_out_added(session, account_id, phone, utcnow())
         return True
 
     if not await in_db(request, save):

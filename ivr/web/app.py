@@ -28,7 +28,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
-from ivr.web import admin, admin_data, admin_prompts, api, i18n, media, operator, reports
+from ivr.web import (
+    admin,
+    admin_data,
+    admin_outbox,
+    admin_prompts,
+    api,
+    i18n,
+    media,
+    operator,
+    reports,
+)
 from ivr.web.auth import (
     LoginLimiter,
     authenticate,
@@ -261,6 +271,7 @@ def create_app(
         *operator.routes(),
         *admin.routes(),
         *admin_data.routes(),
+        *admin_outbox.routes(),
         *admin_prompts.routes(),
         *reports.routes(),
         *media.routes(),  # issue 15: call audio for Asterisk's HTTP media cache

@@ -30,6 +30,7 @@ from ivr.db.models import (
     User,
 )
 from ivr.db.options import get_option
+from ivr.outbox import facts as outbox
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ def record_result(session: Session, task_id: int, user: User, data: ResultInput,
         if case_row.state == CaseState.ACTIVE.value:
             case_row.state = CaseState.PROMISED.value
         case_row.promise_broken = False
+        outbox.promise_made(session, case_row.id, now)
         task.promise_date = data.promise_date
     elif kind is ResultKind.WRONG_NUMBER:
         phone_id = data.phone_id
@@ -332,5 +334,6 @@ def record_result(session: Session, task_id: int, user: User, data: ResultInput,
     else:
         task.state = TaskState.DONE.value
         task.done_at = now_n
+        outbox.callback_done(session, task, now)
     log.info("task %s: %s recorded by %s", task.id, kind.value, user.username)
     return task
