@@ -461,3 +461,16 @@ class ServiceHeartbeat(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AccountNote(Base):
+    """A note an operator or admin left on an account (also the record of who held the robot for
+    it, until when and why)."""
+
+    __tablename__ = "account_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
-from ivr.web import admin, admin_data, admin_prompts, api, i18n, operator, reports
+from ivr.web import account_page, admin, admin_data, admin_prompts, api, i18n, operator, reports
 from ivr.web.auth import (
     LoginLimiter,
     authenticate,
@@ -259,6 +259,7 @@ def create_app(
         Route("/logout", logout, methods=["POST"]),
         Route("/lang", switch_language, methods=["POST"]),
         *operator.routes(),
+        *account_page.routes(),
         *admin.routes(),
         *admin_data.routes(),
         *admin_prompts.routes(),
