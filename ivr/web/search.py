@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 MIN_PHONE_DIGITS = 3
+FULL_NUMBER_DIGITS = 11  # country code + national number (E.164 numbers have up to 15)
 MAX_QUERY = 100
 _UPPER = "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯІЇЄҐ"
 _LOWER = "абвгдеежзийклмнопрстуфхцчшщъыьэюяіїєґ"
@@ -97,9 +98,10 @@ def search_conditions(session: Session, query: str) -> list[ColumnElement[bool]]
         conditions.append(_folded_name(session).like("%" + _like_escape(fold(query)) + "%", escape="\\"))
     digits = phone_digits(query)
     if digits:
-        conditions.append(Account.id.in_(
-            select(PhoneNumber.account_id).where(PhoneNumber.number.like("%" + digits + "%"))
-        ))
+        # a whole international number is an indexed equality; a fragment needs the LIKE scan
+        match = (PhoneNumber.number == "+" + digits) if len(digits) >= FULL_NUMBER_DIGITS \
+            else PhoneNumber.number.like("%" + digits + "%")
+        conditions.append(Account.id.in_(select(PhoneNumber.account_id).where(match)))
     return conditions
 
 
@@ -108,10 +110,16 @@ def search_accounts(session: Session, query: str, page: int = 1, page_size: int 
     conditions = search_conditions(session, query)
     if not conditions:
         return SearchPage(query.strip(), page, [], False)
-    rows = list(session.scalars(
-        select(Account).where(or_(*conditions)).order_by(Account.id)
-        .offset((page - 1) * page_size).limit(page_size + 1)
-    ))
+    # An exact account number is the answer by itself, found by the unique index without the
+    # scan the name and fragment conditions need.
+    exact = session.scalar(select(Account).where(Account.external_id == query.strip()))
+    if exact is not None:
+        rows = [exact] if page == 1 else []
+    else:
+        rows = list(session.scalars(
+            select(Account).where(or_(*conditions)).order_by(Account.id)
+            .offset((page - 1) * page_size).limit(page_size + 1)
+        ))
     has_next = len(rows) > page_size
     rows = rows[:page_size]
     phones: dict[int, list[str]] = {r.id: [] for r in rows}
