@@ -45,7 +45,7 @@ async def search_page(request: Request) -> Response:
     query = (request.query_params.get("q") or "").strip()
     page = _page_number(request.query_params.get("page"))
     result = await in_db(request, lambda s: search_accounts(s, query, page))
-    return render(request, "operator/search.html", {"result": result})
+    return render(request, "operator/search.html", {"result": result, "find_query": query})
 
 
 async def account_page(request: Request, error: str = "", status_code: int = 200) -> Response:

@@ -117,6 +117,14 @@ def test_account_page_shows_the_history(as_op1: Browser, db: Database, accounts:
     assert as_op1.get("/accounts/999999").status_code == 404
 
 
+def test_admin_may_search_and_edit(as_admin: Browser, accounts: dict[str, int]) -> None:
+    page = as_admin.get("/accounts", params={"q": "сёмин"})
+    assert _found(page) == {"A-2002"} and 'value="сёмин"' in page.text  # the header box keeps the query
+    aid = accounts["semin"]
+    assert as_admin.get(f"/accounts/{aid}").status_code == 200
+    assert as_admin.post(f"/accounts/{aid}/notes", {"text": "проверено"}).status_code == 303
+
+
 def _phones(db: Database, account_id: int) -> list[tuple[str, int, str]]:
     with db.sessions() as s:
         return [(p.number, p.priority, p.status) for p in s.scalars(
