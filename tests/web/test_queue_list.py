@@ -57,6 +57,9 @@ def test_total_and_paging_past_50(as_op1: Browser, many: dict[str, Any]) -> None
     assert set(_ids(first)) | set(_ids(second)) == {*many["quality"], many["ny"]}
     assert 'rel="next"' in first.text and 'rel="prev"' in second.text
     assert 'data-refresh="30"' in first.text
+    # the pager keeps the filter and the sort
+    filtered = as_op1.get("/queues", params={"queue": "quality", "sort": "amount"})
+    assert 'href="/queues?queue=quality&amp;sort=amount&amp;page=2" rel="next"' in filtered.text
 
 
 @pytest.mark.parametrize(("params", "expected"), [
