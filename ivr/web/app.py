@@ -29,6 +29,7 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
 from ivr.web import (
+    account_page,
     admin,
     admin_data,
     admin_outbox,
@@ -269,6 +270,7 @@ def create_app(
         Route("/logout", logout, methods=["POST"]),
         Route("/lang", switch_language, methods=["POST"]),
         *operator.routes(),
+        *account_page.routes(),
         *admin.routes(),
         *admin_data.routes(),
         *admin_outbox.routes(),

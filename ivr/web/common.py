@@ -188,7 +188,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
 
 
 def _section(path: str) -> str:
-    if path.startswith(("/queues", "/tasks")):
+    if path.startswith(("/queues", "/tasks", "/accounts")):
         return "operator"
     if path.startswith("/admin"):
         return "admin"

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ivr.db.models import Account, CallbackTask, TaskState, User
+from ivr.web import queue_list
 from ivr.web import tasks as task_logic
 from ivr.web.card import Card, account_zone, load_card, phone_for_call
 from ivr.web.common import (
@@ -50,21 +51,26 @@ async def queues_page(request: Request) -> Response:
     web = ctx(request)
     now = web.now()
     scope = list(user.queues) or None
+    lang = lang_of(request)
+    wanted = queue_list.parse_filter(request.query_params)
 
     def load(session: Session) -> dict[str, Any]:
         task_logic.release_idle_claims(session, now, web.settings.claim_idle_minutes)
         names = {u.id: u.username for u in session.scalars(select(User))}
-        open_tasks = task_logic.list_tasks(session, queues=scope, states=[TaskState.OPEN.value], limit=50)
         claimed = task_logic.list_tasks(session, queues=scope, states=[TaskState.CLAIMED.value], limit=50)
-        holders = {task.account_id: task.account.holder_name for task in [*open_tasks, *claimed]}
+        holders = {task.account_id: task.account.holder_name for task in claimed}
         return {
             "counts": task_logic.queue_counts(session, now, scope),
-            "open_tasks": open_tasks, "claimed_tasks": claimed, "names": names, "holders": holders,
-            "now_naive": task_logic.naive_utc(now),
+            "open_page": queue_list.list_open_tasks(session, wanted, scope, now, lang, web.settings.default_timezone),
+            "claimed_tasks": claimed, "names": names, "holders": holders,
+            "now_naive": task_logic.naive_utc(now), "choices": queue_list.filter_choices(session, lang),
         }
 
     data = await in_db(request, load)
-    return render(request, "operator/queues.html", {**data, "idle_minutes": web.settings.claim_idle_minutes})
+    return render(request, "operator/queues.html", {
+        **data, "idle_minutes": web.settings.claim_idle_minutes, "filter": wanted,
+        "filter_query": queue_list.filter_query, "ages": list(queue_list.AGES), "sorts": queue_list.SORTS,
+    })
 
 
 async def take_next(request: Request) -> Response:

@@ -14,6 +14,33 @@
     form.addEventListener("change", update);
     update();
   }
+  // Lists marked data-refresh="N" reload their content every N seconds (the operator's queue):
+  // only the list is replaced, so a half-filled filter form is left alone; a failed fetch keeps
+  // what is shown and tries again next time.
+  document.querySelectorAll("[data-refresh][id]").forEach(function (list) {
+    var seconds = parseInt(list.getAttribute("data-refresh"), 10);
+    if (!(seconds >= 5) || !window.fetch || !window.DOMParser) {
+      return;
+    }
+    window.setInterval(function () {
+      if (document.hidden) {
+        return;
+      }
+      window.fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) {
+            return;
+          }
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(list.id);
+          if (fresh) {
+            list.innerHTML = fresh.innerHTML;
+            list.setAttribute("data-refreshed", String(Date.now()));
+          }
+        })
+        .catch(function () { /* offline for a moment: keep the list as it is */ });
+    }, seconds * 1000);
+  });
   // Ask before destructive actions.
   document.querySelectorAll("button.danger").forEach(function (button) {
     button.addEventListener("click", function (event) {
