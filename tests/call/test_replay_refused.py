@@ -98,8 +98,8 @@ def test_refusal_rules() -> None:
 
     settings = load_settings(None, environ={
         "IVR_ASTERISK_SERVERS": "pbx1,pbx2", "IVR_AST_PBX1_HOST": "10.0.0.5", "IVR_AST_PBX1_USER": "u",
-        "IVR_AST_PBX1_SECRET": "s", "IVR_AST_PBX1_AGI_FROM": "10.0.0.5,10.0.1.0/24",
-        "IVR_AST_PBX2_HOST": "10.0.0.6", "IVR_AST_PBX2_USER": "u", "IVR_AST_PBX2_SECRET": "s"})
+        "IVR_AST_PBX1_SECRET": "Qw7-pbx1-Lk2m9Zx4Vb8n", "IVR_AST_PBX1_AGI_FROM": "10.0.0.5,10.0.1.0/24",
+        "IVR_AST_PBX2_HOST": "10.0.0.6", "IVR_AST_PBX2_USER": "u", "IVR_AST_PBX2_SECRET": "Er5-pbx2-Tp3j8Hc6Ns1d"})
     sources = agi_sources(settings)
     assert set(sources) == {"pbx1"}
     assert refusal(attempt(), "1.1", "10.0.0.5", sources) is None
@@ -114,4 +114,4 @@ def test_refusal_rules() -> None:
     assert settings.asterisk_servers[0].agi_from == ("10.0.0.5", "10.0.1.0/24")
     with pytest.raises(ConfigError, match="IVR_AST_PBX1_AGI_FROM"):
         load_settings(None, environ={"IVR_ASTERISK_SERVERS": "pbx1", "IVR_AST_PBX1_HOST": "h", "IVR_AST_PBX1_USER": "u",
-                                     "IVR_AST_PBX1_SECRET": "s", "IVR_AST_PBX1_AGI_FROM": "not-an-ip"})
+                                     "IVR_AST_PBX1_SECRET": "Qw7-pbx1-Lk2m9Zx4Vb8n", "IVR_AST_PBX1_AGI_FROM": "not-an-ip"})
