@@ -26,8 +26,8 @@ REMINDER_OPENED = dt.date(2026, 3, 1)  # day 1 on START: reminder
 FIRM_OPENED = dt.date(2026, 2, 20)  # day 10 on START: firm
 
 
-def test_pause_resume_and_the_record(db: Database) -> None:
-    t0 = START
+def test_pause_resume_and_the_record(any_db: Database) -> None:
+    db, t0 = any_db, START
     with db.sessions.begin() as s:
         assert not pauses.active(s)
         first = pauses.pause(s, pauses.STAGE, "firm", "boss", "complaints about the tone", t0)
@@ -77,7 +77,8 @@ def two_stage_population(db: Database, per_stage: int) -> dict[str, set[int]]:
     return cases
 
 
-def test_selector_leaves_a_paused_stage_due(db: Database) -> None:
+def test_selector_leaves_a_paused_stage_due(any_db: Database) -> None:
+    db = any_db
     cases = two_stage_population(db, 4)
     with db.sessions.begin() as s:
         fresh_firm = add_case(s, stage_code=None, opened_on=FIRM_OPENED).id  # the ladder stages it to firm now
