@@ -42,6 +42,7 @@ def probe(host: str, port: int) -> tuple[bool, str]:
 def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
     from ivr import heartbeat
     from ivr.db.models import CallAttempt
+    from ivr.dialer import pauses as pauses_mod
     from ivr.dialer.outlook import outlook as build_outlook
     from ivr.dialer.policy import load_rules
     from ivr.dialer.selector import IN_FLIGHT
@@ -49,6 +50,7 @@ def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
     with db.sessions() as session:
         outlook = build_outlook(session, load_rules(session, settings.default_timezone), now)
         peers = heartbeat.read(session, now)
+        paused = [p.to_dict() for p in pauses_mod.list_active(session)]
         in_flight = {server or "?": int(n) for server, n in session.execute(
             select(CallAttempt.server, func.count()).where(CallAttempt.state.in_(IN_FLIGHT))
             .group_by(CallAttempt.server))}
@@ -85,6 +87,7 @@ def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
         "ami": list(ami.values()),
         "fastagi": agi,
         "dialing": dialers,
+        "pauses": paused,
         "gist": outlook.gist(),
     }
 
@@ -107,6 +110,10 @@ def render(report: dict[str, Any]) -> str:
     for d in report.get("dialing", []):
         state = "on" if d["ok"] else f"PAUSED ({d['reason']})"
         out.append(f"dialling ({d['process']}): {state} since {d['since']}")
+    for p in report.get("pauses", []):
+        what = "EVERYTHING" if p["scope"] == "global" else f"{p['scope']} {p['key']}"
+        why = f": {p['why']}" if p["why"] else ""
+        out.append(f"PAUSED {what} by {p['who']} since {p['since']}{why} (`ivr resume` to end)")
     for name, line in report["lines"].items():
         limit = line["limit"] if line["limit"] is not None else "?"
         out.append(f"lines {name}: {line['in_use']} in use of {limit}")

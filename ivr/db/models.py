@@ -525,3 +525,21 @@ class AccountNote(Base):
     author: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RobotPause(Base):
+    """An admin's pause of the robot: everything (`global`), one ladder stage or one Asterisk
+    server. Active while `resumed_at` is NULL; kept afterwards as the record of who paused it,
+    when and why, and who resumed it. Calls in progress finish; the dialer starts no new ones."""
+
+    __tablename__ = "robot_pauses"
+    __table_args__ = (Index("ix_robot_pauses_active", "resumed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))  # global | stage | server
+    key: Mapped[str] = mapped_column(String(64), default="")  # stage code or server name ('' for global)
+    who: Mapped[str] = mapped_column(String(64))
+    why: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    resumed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resumed_by: Mapped[str | None] = mapped_column(String(64))

@@ -35,6 +35,7 @@ from ivr.config import AsteriskServer, Settings
 from ivr.db.models import CallAttempt
 from ivr.dialer import attempts as attempts_mod
 from ivr.dialer import lines as line_leases
+from ivr.dialer import pauses as pauses_mod
 from ivr.dialer.attempts import AttemptUpdate, Sessions
 from ivr.dialer.claims import DEFAULT_LEASE, ServerFull, claim, mark_dialing, mark_originating
 from ivr.dialer.health import AgiHealth, HealthState
@@ -143,6 +144,8 @@ class Dialer:
         self._restarts_seen: dict[str, int] = {}
         self._missing: set[str] = set()
         self.stopped = False  # set by stop_dialing(): no new Originate from here on
+        # issue 13: admins' pauses (global, per stage, per server), read once per fill pass
+        self.pauses: pauses_mod.Active = pauses_mod.NOTHING
 
     @property
     def health(self) -> HealthState:
@@ -166,7 +169,8 @@ class Dialer:
         return self._rules
 
     def connected_servers(self) -> list[str]:
-        return [name for name, o in self.originators.items() if o.connected]
+        """Servers a new call may go to: connected and not paused by an admin (issue 13)."""
+        return [name for name, o in self.originators.items() if o.connected and name not in self.pauses.servers]
 
     def _rules_stale(self, now: dt.datetime) -> bool:
         """A pass reloads the rules at most once per tick (of the clock): the passes that refill
@@ -178,9 +182,13 @@ class Dialer:
         return age < 0 or age >= self.settings.dialer_tick_seconds
 
     def _pass_snapshot(self, reload_rules: bool) -> tuple[Rules | None, dict[str | None, int], set[str]]:
-        """What a pass starts from: the rules (None unless reloaded) and the lines in flight."""
+        """What a pass starts from: the rules (None unless reloaded), the lines in flight and
+        (issue 13) the admins' active pauses, stored on `self.pauses`."""
         rules = self._load_rules() if reload_rules else None
         counts, ours = self._in_flight_snapshot()
+        # issue 13: one indexed query per pass, so a pause or resume takes effect at the next pass
+        with self.sessions() as session:
+            self.pauses = pauses_mod.active(session)
         return rules, counts, ours
 
     def _in_flight_snapshot(self) -> tuple[dict[str | None, int], set[str]]:
@@ -205,7 +213,8 @@ class Dialer:
         stats = SelectionStats()
         with self.sessions() as session:
             try:
-                found = select_candidates(session, rules, now, limit, stats=stats)
+                found = select_candidates(session, rules, now, limit, stats=stats,
+                                          paused_stages=self.pauses.stages)  # issue 13
                 session.commit()  # the window/limit bumps
             except Exception:
                 session.rollback()
@@ -256,6 +265,8 @@ class Dialer:
             # An attempt finished by another process (its event went elsewhere) frees our line too.
             self.lines.forget_except(ours)
             self.lines.sync(counts)
+            if self.pauses.everything:  # issue 13: a global pause sends nothing
+                return 0
             free = self.lines.total_free(self.connected_servers())
             if free <= 0:
                 return 0

@@ -92,6 +92,7 @@ class SelectionStats:
     bad_timezone: int = 0
     duplicate_account: int = 0
     bumped: int = 0
+    paused: int = 0  # issue 13: on a stage an admin paused; left due, not bumped
     not_callable_case_ids: list[int] = field(default_factory=list)
 
 
@@ -158,7 +159,8 @@ def open_case_rows() -> Any:
     )
 
 
-def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence[Any]:
+def _due_rows(session: Session, now_naive: dt.datetime, window: int,
+              paused_stages: Collection[str] = ()) -> Sequence[Any]:
     """Active or promised, owed, unlocked, not opted-out cases, due first. Two index range scans
     (new cases with no next_attempt_at, then due ones in time order) so both databases use the
     index. Promised cases come back when their promise may have passed (next_attempt_at is set
@@ -170,6 +172,8 @@ def _due_rows(session: Session, now_naive: dt.datetime, window: int) -> Sequence
             ~exists().where(OptOut.account_id == DebtCase.account_id),
         )
     )
+    if paused_stages:  # issue 13: a paused stage's cases stay due without clogging the batch
+        base = base.where(or_(DebtCase.stage_code.is_(None), DebtCase.stage_code.not_in(list(paused_stages))))
     fresh = session.execute(base.where(DebtCase.next_attempt_at.is_(None)).order_by(DebtCase.id).limit(window)).all()
     if len(fresh) >= window:
         return fresh
@@ -310,20 +314,22 @@ def select_candidates(
     *,
     fetch_factor: int = 3,
     stats: SelectionStats | None = None,
+    paused_stages: Collection[str] = (),
 ) -> list[Candidate]:
     """Up to `limit` cases that may be called now, most overdue first.
 
     Every candidate is on the stage the ladder gives it today, inside that stage's window in the
     subscriber's local time, under every contact limit, not opted out (account or number), not
     locked, active and owed > 0, with a usable number. Claims re-check all of it atomically
-    before dialing.
+    before dialing. Cases on a stage in `paused_stages` (issue 13: an admin paused it) are
+    neither selected nor bumped: they simply stay due until the stage is resumed.
     """
     stats = stats if stats is not None else SelectionStats()
     if limit <= 0:
         return []
     now = to_utc(now_utc)
     now_naive = naive_utc(now)
-    rows = _due_rows(session, now_naive, max(limit, limit * fetch_factor))
+    rows = _due_rows(session, now_naive, max(limit, limit * fetch_factor), paused_stages)
     stats.fetched = len(rows)
     seen: set[int] = set()
     unique = []
@@ -352,6 +358,9 @@ def select_candidates(
         staged = stage_row(session, row, rules, now, promises.get(row.id), first_number(options))
         if staged is None:
             stats.conflicts += 1
+            continue
+        if staged.stage_code in paused_stages and staged.state == CaseState.ACTIVE.value:
+            stats.paused += 1  # issue 13: staged today onto a paused stage; stays due
             continue
         verdict = assess(row, staged, options, opted, histories.get(row.account_id, ()), rules, now)
         if verdict.kind == CALLABLE:

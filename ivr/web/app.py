@@ -36,6 +36,7 @@ from ivr.web import (
     admin_prompts,
     api,
     i18n,
+    live,
     media,
     operator,
     reports,
@@ -276,6 +277,7 @@ def create_app(
         *admin_outbox.routes(),
         *admin_prompts.routes(),
         *reports.routes(),
+        *live.routes(),  # issue 13: the live page and pauses
         *media.routes(),  # issue 15: call audio for Asterisk's HTTP media cache
         Mount("/api/v1", routes=api.routes()),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),

@@ -1,0 +1,141 @@
+// The live page (/live): redraw its tables from /live.json every few seconds, without a reload.
+// Texts come from the server (data-labels, and translated fields in the JSON); every value is set
+// with textContent, never as HTML. A failed fetch keeps what is shown and marks it stale.
+(function () {
+  "use strict";
+  var root = document.getElementById("live");
+  if (!root || !window.fetch) {
+    return;
+  }
+  var seconds = parseInt(root.getAttribute("data-refresh-live"), 10) || 5;
+  var labels = JSON.parse(root.getAttribute("data-labels") || "{}");
+  var isAdmin = root.getAttribute("data-admin") === "1";
+  var csrf = root.getAttribute("data-csrf") || "";
+
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    if (cls) {
+      node.className = cls;
+    }
+    return node;
+  }
+  function row(cells, attrs) {
+    var tr = document.createElement("tr");
+    cells.forEach(function (cell) {
+      tr.appendChild(cell instanceof Node ? cell : el("td", cell));
+    });
+    Object.keys(attrs || {}).forEach(function (name) { tr.setAttribute(name, attrs[name]); });
+    return tr;
+  }
+  function num(value) {
+    return el("td", value, "num");
+  }
+  function empty(cols, text) {
+    var td = el("td", text, "muted");
+    td.colSpan = cols;
+    return row([td]);
+  }
+  function fill(id, rows) {
+    var body = document.getElementById(id);
+    if (!body) {
+      return;
+    }
+    while (body.firstChild) {
+      body.removeChild(body.firstChild);
+    }
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  function what(p) {
+    return p.scope === "global" ? labels.global : (labels[p.scope] || p.scope) + " " + p.key;
+  }
+  function resumeForm(p) {
+    var td = document.createElement("td");
+    if (!isAdmin) {
+      return td;
+    }
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = "/live/resume";
+    form.className = "inline";
+    [["csrf", csrf], ["pause_id", String(p.id)]].forEach(function (pair) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      form.appendChild(input);
+    });
+    var button = el("button", labels.resume);
+    button.type = "submit";
+    form.appendChild(button);
+    td.appendChild(form);
+    return td;
+  }
+  function draw(data) {
+    document.getElementById("live-at").textContent = data.at;
+    fill("live-pauses", data.pauses.length ? data.pauses.map(function (p) {
+      var strong = document.createElement("td");
+      strong.appendChild(el("strong", what(p)));
+      return row([strong, p.who, p.since, p.why, resumeForm(p)], { "data-pause": p.scope + ":" + p.key });
+    }) : [empty(5, labels.no_pauses)]);
+    fill("live-lines", data.lines.map(function (l) {
+      return row([l.server, num(l.in_use), num(l.limit === null ? "?" : l.limit), l.paused ? labels.paused : ""]);
+    }));
+    fill("live-calls", data.calls.length ? data.calls.map(function (c) {
+      return row([c.account, c.stage, c.server, c.step_label, num(c.seconds)], { "data-call": c.id, "data-stage": c.stage });
+    }) : [empty(5, labels.no_calls)]);
+    fill("live-queues", data.queues.length ? data.queues.map(function (q) {
+      return row([q.queue, num(q.raised_today), num(q.done_today), num(q.open)]);
+    }) : [empty(4, labels.no_queues)]);
+    var health = [];
+    if (!data.health.running) {
+      health.push(el("li", labels.not_running, "err"));
+    }
+    data.health.ami.forEach(function (a) {
+      health.push(el("li", "AMI " + a.server + ": " + (a.connected ? labels.connected : labels.down + " " + a.last_error) + " (" + a.since + ")"));
+    });
+    data.health.agi.forEach(function (a) { health.push(el("li", "FastAGI " + a.address)); });
+    data.health.dialing.forEach(function (d) {
+      health.push(el("li", labels.dialing + ": " + (d.ok ? labels.ok : labels.stopped + " " + d.reason) + " (" + d.since + ")"));
+    });
+    data.health.last_errors.forEach(function (e) {
+      health.push(el("li", [e.at, e.server, e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
+    });
+    fill("live-health", health);
+    document.querySelectorAll("[data-plan]").forEach(function (cell) {
+      var value = data.plan;
+      cell.getAttribute("data-plan").split(".").forEach(function (part) {
+        value = value === null || value === undefined ? undefined : value[part];
+      });
+      cell.textContent = value === null || value === undefined ? "" : String(value);
+    });
+    var outcomes = Object.keys(data.outcomes_today).sort().map(function (k) { return k + ": " + data.outcomes_today[k]; });
+    document.getElementById("live-outcomes").textContent = outcomes.join(", ");
+    root.setAttribute("data-updated", String(Date.now()));
+    root.classList.remove("stale");
+    document.getElementById("live-state").textContent = every;
+  }
+  var every = document.getElementById("live-state").textContent;
+  function stale() {
+    root.classList.add("stale");
+    document.getElementById("live-state").textContent = labels.stale;
+  }
+  function poll() {
+    if (document.hidden) {
+      return;
+    }
+    window.fetch("/live.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (data) {
+          draw(data);
+        } else {
+          stale();
+        }
+      })
+      .catch(stale);
+  }
+  window.setInterval(poll, seconds * 1000);
+})();
