@@ -150,6 +150,12 @@ class SimulatedAsterisk:
         """Drop every AMI connection without a word (the calls go on); clients reconnect."""
         self._ami.drop_connections()
 
+    def live_calls(self) -> int:
+        """Calls with a channel still up. A call whose two channels have both sent their Hangup
+        is gone for Asterisk (and for the dialer, which frees the line then) even if its task
+        here has not finished yet: counting it would see more lines than Asterisk has up."""
+        return sum(1 for call in self._live.values() if not (call.one.gone and call.two.gone))
+
     def hangup_all(self, cause: int = 16) -> int:
         """Hang up every live call from Asterisk's side (CLI `channel request hangup all`); a
         ringing call ends unanswered. Returns how many calls were asked to hang up."""
@@ -335,7 +341,7 @@ class SimulatedAsterisk:
             record.outcome = callee.outcome
             call = self._new_call(req, record, callee, exten, local_ctx)
             self._live[call.one.uniqueid] = call
-            self.max_live = max(self.max_live, len(self._live))
+            self.max_live = max(self.max_live, self.live_calls())
             answered = await dial(req, call, async_=done is None)
             if done is not None and not done.done():
                 done.set_result(answered)
@@ -361,7 +367,7 @@ class SimulatedAsterisk:
     def _refusal(self, req: OriginateRequest) -> str | None:
         if req.tech.lower() not in KNOWN_TECHS:
             return "unknown_tech"
-        if self.channel_limit is not None and len(self._live) >= self.channel_limit:
+        if self.channel_limit is not None and self.live_calls() >= self.channel_limit:
             log.info(
                 "sim: channel limit %d reached, refusing %s",
                 self.channel_limit,
