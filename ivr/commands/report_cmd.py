@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = kinds.add_parser("money", parents=[common], help="debt at start, recovered after reach vs not, average debt")
     p.add_argument("--days", type=int, default=7, help="recovery window in days after the anchor day (default 7)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="auto", help="average-debt series step")
-    p = kinds.add_parser("work", parents=[common, route], help="callbacks by route, operator hours saved")
+    p = kinds.add_parser("work", parents=[common, route], help="callbacks by route, work per operator, operator hours saved")
     p.add_argument("--minutes-per-call", type=float,
                    help="operator minutes one call takes (default: IVR_OPERATOR_MINUTES_PER_CALL)")
     parser.set_defaults(func=run)

@@ -192,6 +192,10 @@ class CallAttempt(Base):
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     duration_s: Mapped[float | None] = mapped_column(Numeric(10, 3))
+    # click-to-call: the operator who placed it, and why when it was placed outside the
+    # subscriber's call hours (NULL = inside the hours, no override)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    override_reason: Mapped[str | None] = mapped_column(String(300))
 
     case: Mapped[DebtCase | None] = relationship(back_populates="attempts")
     steps: Mapped[list[CallStep]] = relationship(back_populates="attempt", order_by="CallStep.seq")

@@ -22,6 +22,7 @@ from ivr.db.models import (
     User,
 )
 from ivr.logsetup import mask_phone
+from ivr.web.call_hours import call_hours
 
 
 def reason_label(reason: Reason | None, lang: str) -> str:
@@ -77,6 +78,7 @@ class AttemptView:
     promise_date: dt.date | None = None
     paid_claim: bool = False
     reason: str = ""
+    override_reason: str = ""  # click-to-call placed outside the subscriber's hours, and why
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class Card:
     promises: list[PromiseView] = field(default_factory=list)
     earlier_tasks: list[TaskView] = field(default_factory=list)
     default_phone_id: int | None = None
+    call_allowed: bool = False  # inside the subscriber's call hours now (fails closed)
+    call_next_open: dt.datetime | None = None  # subscriber's local time
 
 
 def _task_view(task: CallbackTask, users: dict[int, str], lang: str) -> TaskView:
@@ -171,6 +175,7 @@ def load_card(session: Session, task_id: int, now: dt.datetime, lang: str, defau
             promise_date=outcome.promise_date if outcome else None,
             paid_claim=bool(outcome.paid_claim) if outcome else False,
             reason=reason_label(outcome.reason, lang) if outcome else "",
+            override_reason=a.override_reason or "",
         ))
     case_ids = [c for c in session.scalars(select(DebtCase.id).where(DebtCase.account_id == account.id))]
     promises = session.scalars(
@@ -187,6 +192,8 @@ def load_card(session: Session, task_id: int, now: dt.datetime, lang: str, defau
         default_phone = attempt.phone_number_id if attempt else None
     if default_phone is None and account.phones:
         default_phone = account.phones[0].id
+    hours = call_hours(session, account, case_row, account.phones[0].number if account.phones else None, now,
+                       default_tz)
     return Card(
         task=_task_view(task, users, lang), task_priority=task.priority, task_due_at=task.due_at,
         task_claimed_by_id=task.claimed_by,
@@ -202,6 +209,7 @@ def load_card(session: Session, task_id: int, now: dt.datetime, lang: str, defau
         promises=[PromiseView(p.promised_date, p.source, p.status, p.amount, p.created_at) for p in promises],
         earlier_tasks=[_task_view(t, users, lang) for t in earlier],
         default_phone_id=default_phone,
+        call_allowed=hours.allowed, call_next_open=hours.next_open_local,
     )
 
 

@@ -30,8 +30,10 @@ class ClickToCallError(RuntimeError):
 
 
 class ClickToCall(Protocol):
-    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int) -> str:
-        """Originate the operator leg; returns the ActionID (also IVR_CALL_ID)."""
+    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int,
+                   operator_id: int | None = None, override_reason: str | None = None) -> str:
+        """Originate the operator leg; returns the ActionID (also IVR_CALL_ID). `override_reason`
+        is set when the operator called outside the subscriber's hours (kept on the attempt)."""
         ...
 
 
@@ -50,7 +52,8 @@ class AmiClickToCall:
         self._sessions = sessions
         self._clock = clock or SystemClock()
 
-    def _record(self, action_id: str, subscriber_phone: str, task_id: int, account_id: int) -> None:
+    def _record(self, action_id: str, subscriber_phone: str, task_id: int, account_id: int,
+                operator_id: int | None, override_reason: str | None) -> None:
         now = self._clock.now().astimezone(dt.UTC).replace(tzinfo=None)
         with self._sessions.begin() as session:
             task = session.get(CallbackTask, task_id)
@@ -63,6 +66,7 @@ class AmiClickToCall:
                 phone_number_id=phone_id, phone=subscriber_phone, purpose="operator",
                 language=account.language if account else self._settings.default_language,
                 action_id=action_id, state=AttemptState.CLAIMED.value, created_at=now,
+                operator_id=operator_id, override_reason=override_reason,
             ))
 
     def _mark(self, action_id: str, state: str, result: str | None = None) -> None:
@@ -78,7 +82,8 @@ class AmiClickToCall:
                 attempt.result = result
                 attempt.ended_at = now
 
-    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int) -> str:
+    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int,
+                   operator_id: int | None = None, override_reason: str | None = None) -> str:
         from ivr.ami.client import AMIError, OriginateUnknown
         from ivr.ami.types import OriginateRequest
 
@@ -92,7 +97,8 @@ class AmiClickToCall:
             caller_id=self._settings.caller_id,
             variables={dialplan_vars.OPERATOR_TARGET: number, dialplan_vars.CALL_ID: action_id},
         )
-        await asyncio.to_thread(self._record, action_id, subscriber_phone, task_id, account_id)
+        await asyncio.to_thread(self._record, action_id, subscriber_phone, task_id, account_id, operator_id,
+                                override_reason)
         try:
             await self._ami.originate(request)
         except OriginateUnknown as exc:

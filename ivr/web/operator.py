@@ -14,9 +14,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ivr.db.models import Account, CallbackTask, TaskState, User
-from ivr.web import queue_list
+from ivr.web import click_call, queue_list
 from ivr.web import tasks as task_logic
-from ivr.web.card import Card, account_zone, load_card, phone_for_call
+from ivr.web.card import Card, account_zone, load_card
 from ivr.web.common import (
     CurrentUser,
     checked_form,
@@ -31,7 +31,6 @@ from ivr.web.common import (
     require,
     t,
 )
-from ivr.web.deps import ClickToCallError
 
 log = logging.getLogger(__name__)
 
@@ -203,48 +202,6 @@ async def record(request: Request) -> Response:
     return redirect("/queues")
 
 
-async def call(request: Request) -> Response:
-    user = await require(request, "operator")
-    form = await checked_form(request)
-    web = ctx(request)
-    task_id = int(request.path_params["task_id"])
-    back = redirect(f"/tasks/{task_id}")
-    if web.click_to_call is None:
-        flash(request, t(request, "err_no_asterisk"), "error")
-        return back
-    if not user.phone:
-        flash(request, t(request, "err_no_operator_phone"), "error")
-        return back
-    phone_id = form_int(form, "phone_id")
-    now = web.now()
-
-    def find(session: Session) -> tuple[int, str]:
-        task = session.get(CallbackTask, task_id)
-        if task is None:
-            raise task_logic.TaskError("err_task_not_found", "no such task")
-        if task.state != TaskState.CLAIMED.value or task.claimed_by != user.id:
-            raise task_logic.TaskError("err_claim_lost", "not your task")
-        phone = phone_for_call(session, task.account_id, phone_id) if phone_id is not None else None
-        if phone is None:
-            raise task_logic.TaskError("err_phone_missing", "choose a number")
-        task_logic.touch(session, task, now)
-        return task.account_id, phone.number
-
-    try:
-        account_id, number = await in_db(request, find)
-    except task_logic.TaskError as exc:
-        flash(request, _task_error(request, exc), "error")
-        return back
-    try:
-        await web.click_to_call.call(operator_phone=user.phone, subscriber_phone=number, task_id=task_id,
-                                     account_id=account_id)
-    except ClickToCallError as exc:
-        flash(request, t(request, "err_call_failed", reason=str(exc)), "error")
-        return back
-    flash(request, t(request, "msg_calling", phone=user.phone), "ok")
-    return back
-
-
 def routes() -> list[BaseRoute]:
     return [
         Route("/queues", queues_page, methods=["GET"]),
@@ -252,6 +209,7 @@ def routes() -> list[BaseRoute]:
         Route("/tasks/{task_id:int}", task_page, methods=["GET"]),
         Route("/tasks/{task_id:int}/claim", claim, methods=["POST"]),
         Route("/tasks/{task_id:int}/release", release, methods=["POST"]),
-        Route("/tasks/{task_id:int}/call", call, methods=["POST"]),
+        Route("/tasks/{task_id:int}/call", click_call.call, methods=["POST"]),
+        Route("/tasks/{task_id:int}/call-status", click_call.call_status, methods=["GET"]),
         Route("/tasks/{task_id:int}/result", record, methods=["POST"]),
     ]

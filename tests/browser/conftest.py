@@ -85,15 +85,24 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve(db, tmp_path, FixedClock(NOW))
+
+
+def server_settings(tmp_path: Path) -> Settings:
+    return Settings(database_url="sqlite://", web_secret="browser-test-secret", prompts_dir=REPO / "prompts",
+                    audio_cache_dir=tmp_path / "audio", recordings_dir=tmp_path / "recordings")
+
+
+def serve(db: Database, tmp_path: Path, clock: FixedClock, **app_kwargs: Any) -> Iterator[LiveServer]:
+    """The app on a free port in a background thread until the generator is closed; `app_kwargs`
+    are more collaborators for create_app (a click-to-call)."""
     import uvicorn
 
     from ivr.web.app import create_app
 
-    clock = FixedClock(NOW)
-    settings = Settings(database_url="sqlite://", web_secret="browser-test-secret", prompts_dir=REPO / "prompts",
-                        audio_cache_dir=tmp_path / "audio", recordings_dir=tmp_path / "recordings")
+    settings = app_kwargs.pop("settings", None) or server_settings(tmp_path)
     app = create_app(settings=settings, sessions=db.sessions, clock=clock, secret_file=tmp_path / "web_secret",
-                     login_limiter=LoginLimiter(), upload_dir=tmp_path / "uploads")
+                     login_limiter=LoginLimiter(), upload_dir=tmp_path / "uploads", **app_kwargs)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, name="live-web", daemon=True)

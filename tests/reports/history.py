@@ -51,6 +51,7 @@ from ivr.db.models import (
     Payment,
     Promise,
     Reason,
+    User,
 )
 from ivr.reports.period import Period
 
@@ -303,3 +304,54 @@ def build_history(session: Session) -> History:
         accounts={k: v.id for k, v in accounts.items()},
         attempts={k: v.id for k, v in attempts.items()},
     )
+
+
+# Operator work (issue 13), added by `add_operator_work` on top of the history above.
+# Tasks by their index in TASKS: (index, operator, claimed at); done ones keep who closed them.
+#   0 billing C4 resolved, done 11-07 17:01, claimed 10-31 23:00 (before): done in the period, not taken
+#   1 quality C5 claimed 11-13 11:00
+#   2 retention C13 promise, done 11-12 13:02
+#   4 billing C15 promise, done 11-14 15:01
+#   5 retention C16 refused, done 10-30 12:00 (before the period: neither)
+#   6 quality C2 unreachable, done 11-28 11:00
+#   7 billing C2 wrong_number, done 11-29 11:00
+TASK_OPERATORS = [
+    (0, "ivanova", "2024-10-31T23:00:00"),
+    (1, "petrov", "11-13 11:00"),
+    (2, "petrov", "11-12 12:00"),
+    (4, "ivanova", "11-14 14:00"),
+    (5, "ivanova", "10-30 11:00"),
+    (6, "petrov", "11-28 10:00"),
+    (7, "ivanova", "11-29 10:00"),
+]
+# Click-to-calls: (case, operator, when, result, duration s, override reason); #21 is petrov's.
+OPERATOR_CALLS = [
+    ("C4", "ivanova", "11-07 16:05", "answered", 125.5, None),
+    ("C15", "ivanova", "11-14 14:10", "no_answer", None, None),
+    ("C16", "ivanova", "2024-10-31T23:30:00", "answered", 60, None),  # before the period
+    ("C2", "petrov", "11-28 10:05", "answered", 44.5, "asked to be called before work"),
+]
+OPERATORS = ("ivanova", "petrov", "sidorov")  # sidorov did nothing: not listed
+
+
+def add_operator_work(session: Session, history: History) -> dict[str, int]:
+    """Operators, their claims and click-to-calls on the known history; the caller commits."""
+    users = {}
+    for name in OPERATORS:
+        user = User(username=name, role="operator", password_hash="x")
+        session.add(user)
+        session.flush()
+        users[name] = user.id
+    tasks = session.scalars(select(CallbackTask).order_by(CallbackTask.id)).all()
+    for index, name, claimed in TASK_OPERATORS:
+        tasks[index].claimed_by = users[name]
+        tasks[index].claimed_at = at(claimed)
+    session.get_one(CallAttempt, history.attempts[21]).operator_id = users["petrov"]
+    b = Builder(session)
+    b._seq = itertools.count(100)
+    for label, name, when, result, duration, reason in OPERATOR_CALLS:
+        case = session.get_one(DebtCase, history.cases[label])
+        attempt = b.attempt(case, at(when), result, duration=duration, purpose="operator")
+        attempt.operator_id, attempt.override_reason = users[name], reason
+    session.flush()
+    return users

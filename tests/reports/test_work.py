@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from ivr.reports import Period, work_report
-from tests.reports.history import PERIOD
+from ivr.wiring import Database
+from tests.reports.history import PERIOD, add_operator_work, build_history
 
 
 def _t(row):  # type: ignore[no-untyped-def]
@@ -65,3 +66,53 @@ def test_empty_period(hs: Session) -> None:
     assert all(r.raised == 0 for r in report.routes)
     assert (report.robot_attempts, report.robot_completed, report.robot_minutes, report.operator_hours_saved) == (
         0, 0, D("0.00"), D("0.00"))
+
+
+def _op(row):  # type: ignore[no-untyped-def]
+    return (row.operator, row.taken, row.done, row.resolved, row.promise, row.refused, row.unreachable,
+            row.wrong_number, row.other_result, row.calls, row.answered, row.talk_minutes, row.outside_hours)
+
+
+@pytest.fixture
+def ops_db(any_db: Database) -> Database:
+    """The known history with operators' claims and click-to-calls, on both databases."""
+    with any_db.sessions.begin() as s:
+        add_operator_work(s, build_history(s))
+    return any_db
+
+
+def test_per_operator_figures_on_both_databases(ops_db: Database) -> None:
+    with ops_db.sessions() as s:
+        report = work_report(s, PERIOD, minutes_per_call=4.5)
+    assert [_op(r) for r in report.operators] == [
+        # taken: tasks 4, 7 (task 0 was claimed in October); done: 0 resolved, 4 promise, 7 wrong number;
+        # calls on 11-07 (125.5 s) and 11-14 (no answer); the October call is outside the period
+        ("ivanova", 2, 3, 1, 1, 0, 0, 1, 0, 2, 1, D("2.09"), 0),
+        # taken: tasks 1, 2, 6; done: 2 promise, 6 unreachable; calls #21 (200 s) and 11-28 (44.5 s,
+        # outside hours): 244.5 s = 4.075 min, half up
+        ("petrov", 3, 2, 0, 1, 0, 1, 0, 0, 2, 2, D("4.08"), 1),
+    ]
+    # talk time in total: 370 s = 6.1667 min
+    assert _op(report.operators_total) == ("total", 5, 5, 1, 2, 0, 1, 1, 0, 4, 3, D("6.17"), 1)
+    # the robot's figures are untouched by the operators' calls
+    assert (report.robot_attempts, report.robot_picked_up, report.robot_completed) == (38, 30, 25)
+    [table] = [tb for tb in report.tables() if tb.key == "operators"]
+    assert table.rows[-1][0] == "total" and len(table.rows) == 3
+
+
+def test_per_operator_route_filter_keeps_tasks_of_the_route(ops_db: Database) -> None:
+    with ops_db.sessions() as s:
+        report = work_report(s, PERIOD, minutes_per_call=3, route="billing")
+    # billing tasks: 0 (ivanova, done), 4 (ivanova), 7 (ivanova); petrov's tasks are quality and
+    # retention, but his calls are still his (the route filter does not apply to calls)
+    assert [_op(r) for r in report.operators] == [
+        ("ivanova", 2, 3, 1, 1, 0, 0, 1, 0, 2, 1, D("2.09"), 0),
+        ("petrov", 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, D("4.08"), 1),
+    ]
+
+
+def test_per_operator_empty_period(ops_db: Database) -> None:
+    with ops_db.sessions() as s:
+        report = work_report(s, Period(dt.date(2030, 1, 1), dt.date(2030, 2, 1)), minutes_per_call=3)
+    assert report.operators == []
+    assert _op(report.operators_total) == ("total", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, D("0.00"), 0)

@@ -80,9 +80,13 @@ class FakeClickToCall:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int) -> str:
-        self.calls.append({"operator_phone": operator_phone, "subscriber_phone": subscriber_phone,
-                           "task_id": task_id, "account_id": account_id})
+    async def call(self, *, operator_phone: str, subscriber_phone: str, task_id: int, account_id: int,
+                   operator_id: int | None = None, override_reason: str | None = None) -> str:
+        call = {"operator_phone": operator_phone, "subscriber_phone": subscriber_phone,
+                "task_id": task_id, "account_id": account_id}
+        if override_reason is not None:
+            call["override_reason"] = override_reason
+        self.calls.append(call)
         return f"op-{len(self.calls)}"
 
 
