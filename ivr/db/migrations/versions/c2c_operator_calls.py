@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'c2c1'
-down_revision = 'console1'
+down_revision = 'live1'
 branch_labels = None
 depends_on = None
 
