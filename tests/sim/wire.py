@@ -169,7 +169,10 @@ class AgiServer:
     _server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        # a backlog for a burst: with asyncio's default of 100, 1,000 simultaneous connects
+        # overflow it, the kernel drops SYNs and a retried connect outlasts the simulator's
+        # connect time-out on a busy machine (the product's FastAGI server uses 4096 too)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property
