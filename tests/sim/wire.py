@@ -93,6 +93,7 @@ class AgiSession:
         self.env: dict[str, str] = {}
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self.done = asyncio.Event()  # set when the server is through with this session
 
     async def start(self) -> None:
         while True:
@@ -191,6 +192,14 @@ class AgiServer:
         except Exception as exc:  # surfaced by the test through `errors`
             self.errors.append(exc)
             writer.close()
+        finally:
+            session.done.set()
+
+    async def wait_done(self, timeout: float = 30) -> None:
+        """Until every session so far has been read to its end (its last HANGUP and EOF)."""
+        async with asyncio.timeout(timeout):
+            for session in list(self.sessions):
+                await session.done.wait()
 
     async def stop(self) -> None:
         if self._server is not None:
