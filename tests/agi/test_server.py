@@ -155,7 +155,7 @@ async def test_graceful_stop_lets_call_finish(agi_server) -> None:
     assert await a.command() == "NOOP"
     await a.reply("200 result=0")
     await a.expect_end()
-    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(stopping, 30)
     box.check()
     assert server.active_calls == 0
 
