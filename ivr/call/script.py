@@ -84,8 +84,13 @@ class DebtCall:
     # -- the call ----------------------------------------------------------------------------
     async def run(self) -> None:
         try:
-            amd = await self.ch.get_variable(AMD_STATUS)
-            await self.rec.answered(self.info, amd)
+            amd: str | None = None
+            try:
+                amd = await self.ch.get_variable(AMD_STATUS)
+            finally:
+                # the script only runs on an answered call: store that (and the outcome row the
+                # steps fill) also when the subscriber is gone before the first command returns
+                await self.rec.answered(self.info, amd)
             if await self.answering_machine(amd):
                 return
             await self.greet()

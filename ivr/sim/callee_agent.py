@@ -30,17 +30,38 @@ class CalleeAgent:
         self.callee = call.callee
         self._next_key = 0
         self._pending: tuple[InputWindow, asyncio.TimerHandle] | None = None
+        self._pending_due: float | None = None  # when the pending press's first digit lands
         self._senders: set[asyncio.Task[None]] = set()
+        self._sender_due: dict[int, float] = {}  # sender → when its next digit lands
+        self._sender_seq = 0
+        self._media = 0  # commands that played or listened so far
         self._press_in_flight: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._stopped = False
 
+    def digit_due(self) -> float | None:
+        """When (loop time, as scheduled) the next digit on its way lands, or None. Every time
+        here is computed from when the press was due, never from when a late loop got to it."""
+        dues = list(self._sender_due.values())
+        if self._pending is not None and self._pending_due is not None:
+            dues.append(self._pending_due)
+        return min(dues) if dues else None
+
     def on_answer(self) -> None:
         t = self.call.time
         for at, digits in self.callee.timeline:
-            self._timers.append(t.later(at, self._sender_starter(digits)))
+            when = t.now() + t.real(at)
+            self._timers.append(t.at(when, self._sender_starter(digits, when)))
         if self.callee.hangup_after is not None:
             self._timers.append(t.later(self.callee.hangup_after, self.call.far_end_hangup))
+
+    def on_media(self) -> None:
+        """A command that plays or listens started."""
+        self._media += 1
+        if not self._stopped and self.callee.hangup_at_media == self._media:
+            self._timers.append(
+                self.call.time.later(HANGUP_AT_INPUT_AFTER, self.call.far_end_hangup)
+            )
 
     def on_opportunity(self, window: InputWindow, index: int) -> None:
         if self._stopped:
@@ -54,8 +75,12 @@ class CalleeAgent:
         if self._next_key >= len(self.callee.keys):
             return
         press = self.callee.keys[self._next_key]
-        handle = self.call.time.later(press.delay, lambda: self._press(window, press))
+        t = self.call.time
+        when = t.now() + t.real(press.delay)
+        handle = t.at(when, lambda: self._press(window, press, when))
         self._pending = (window, handle)
+        schedule = self._schedule(press.digits, when)
+        self._pending_due = schedule[0][2] if schedule else None
 
     def on_window_closed(self, window: InputWindow) -> None:
         if self._pending is not None and self._pending[0] is window:
@@ -63,41 +88,66 @@ class CalleeAgent:
             self._pending[1].cancel()
             self._pending = None
 
-    def _press(self, window: InputWindow, press: KeyPress) -> None:
+    def _press(self, window: InputWindow, press: KeyPress, when: float) -> None:
         self._pending = None
         if self._stopped or window.closed:
             return
         self._next_key += 1
         if press.digits:
-            self._press_in_flight = self._start_sender(press.digits)
+            self._press_in_flight = self._start_sender(press.digits, when)
 
-    def _sender_starter(self, digits: str) -> Callable[[], None]:
+    def _sender_starter(self, digits: str, when: float) -> Callable[[], None]:
         def start() -> None:
-            self._start_sender(digits)
+            self._start_sender(digits, when)
 
         return start
 
-    def _start_sender(self, digits: str) -> asyncio.Task[None] | None:
+    def _schedule(self, digits: str, start: float) -> list[tuple[str, float, float]]:
+        """(digit, begins, ends) in loop time for digits sent from `start`."""
+        t = self.call.time
+        out: list[tuple[str, float, float]] = []
+        cursor = start
+        for i, ch in enumerate(digits):
+            if ch == "w":
+                cursor += t.real(DTMF_PAUSE)
+                continue
+            end = cursor + t.real(DTMF_DURATION)
+            out.append((ch, cursor, end))
+            cursor = end + (t.real(DTMF_GAP) if i + 1 < len(digits) else 0.0)
+        return out
+
+    def _start_sender(self, digits: str, start: float) -> asyncio.Task[None] | None:
         if self._stopped:
             return None
-        task = asyncio.get_running_loop().create_task(self._send(digits))
+        schedule = self._schedule(digits, start)
+        if not schedule:
+            return None
+        self._sender_seq += 1
+        key = self._sender_seq
+        # known before the task first runs: a command timing out meanwhile waits for this digit
+        self._sender_due[key] = schedule[0][2]
+        task = asyncio.get_running_loop().create_task(self._send(schedule, key))
         self._senders.add(task)
         task.add_done_callback(self._senders.discard)
         return task
 
-    async def _send(self, digits: str) -> None:
-        t = self.call.time
-        for i, ch in enumerate(digits):
-            if self.call.dead:
-                return
-            if ch == "w":
-                await t.sleep(DTMF_PAUSE)
-                continue
-            self.call.dtmf_begin(ch)
-            await t.sleep(DTMF_DURATION)
-            self.call.dtmf_end(ch)
-            if i + 1 < len(digits):
-                await t.sleep(DTMF_GAP)
+    async def _send(self, schedule: list[tuple[str, float, float]], key: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for ch, begins, ends in schedule:
+                if self.call.dead:
+                    return
+                self._sender_due[key] = ends
+                await asyncio.sleep(max(begins - loop.time(), 0.0))
+                if self.call.dead:
+                    return
+                self.call.dtmf_begin(ch)
+                await asyncio.sleep(max(ends - loop.time(), 0.0))
+                self.call.dtmf_end(ch)
+        finally:
+            self._sender_due.pop(key, None)
+            if self.call.window is not None:
+                self.call.window.recheck()  # a time-out held back for this sender may go now
 
     def stop(self) -> None:
         self._stopped = True

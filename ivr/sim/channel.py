@@ -64,6 +64,11 @@ class SimTime:
         return asyncio.get_running_loop().call_later(max(seconds, 0.0) / self.speed, callback)
 
     @staticmethod
+    def at(when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """`callback` at loop time `when` (a time computed from an earlier schedule)."""
+        return asyncio.get_running_loop().call_at(when, callback)
+
+    @staticmethod
     def now() -> float:
         return asyncio.get_running_loop().time()
 
@@ -121,17 +126,24 @@ class Half:
 
 
 class InputWindow:
-    """The digits one running command listens for. Created per command, closed when it ends."""
+    """The digits one running command listens for. Created per command, closed when it ends.
 
-    def __init__(self, accept: str) -> None:
+    `digit_due` tells when (event-loop time, as scheduled) the next digit the callee is sending
+    will land, or None. A time-out never overtakes a digit that was due before it: on a busy
+    machine the loop runs late, and the sender's chain of timers (press → digit start → digit
+    end) would otherwise lose a race that the simulated clock says it wins."""
+
+    def __init__(self, accept: str, digit_due: Callable[[], float | None] | None = None) -> None:
         self.accept = accept
+        self._digit_due = digit_due
         self._buf: deque[str] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
         self.dead = False
         self.closed = False
 
     def offer(self, digit: str) -> bool:
         if self.closed or self.dead or digit not in self.accept:
+            self._wake()  # a time-out held back for this digit may go now
             return False
         self._buf.append(digit)
         self._wake()
@@ -141,9 +153,13 @@ class InputWindow:
         self.dead = True
         self._wake()
 
+    def recheck(self) -> None:
+        """The callee's plans changed: a held time-out looks at `digit_due` again."""
+        self._wake()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            self._waiter.set_result(False)
 
     async def next(self, timeout: float | None) -> str | None:
         """A digit, None on timeout (real seconds; None waits forever), or HANGUP."""
@@ -154,25 +170,34 @@ class InputWindow:
         if timeout is not None and timeout <= 0:
             return None
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter = waiter
-        handle = None
-        if timeout is not None:
-            handle = loop.call_later(timeout, _settle, waiter)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if handle is not None:
-                handle.cancel()
-        if self._buf:
-            return self._buf.popleft()
-        return HANGUP if self.dead else None
+        deadline = None if timeout is None else loop.time() + timeout
+        expired = False
+        while True:
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self._waiter = waiter
+            handle = None
+            if deadline is not None and not expired:
+                handle = loop.call_at(deadline, _settle, waiter)
+            try:
+                expired = await waiter or expired
+            finally:
+                self._waiter = None
+                if handle is not None:
+                    handle.cancel()
+            if self._buf:
+                return self._buf.popleft()
+            if self.dead:
+                return HANGUP
+            if not expired or deadline is None:
+                continue  # woken by a digit this command does not take: keep listening
+            due = self._digit_due() if self._digit_due is not None else None
+            if due is None or due > deadline:
+                return None
 
 
-def _settle(fut: asyncio.Future[None]) -> None:
+def _settle(fut: asyncio.Future[bool]) -> None:
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result(True)
 
 
 class SimCall:
@@ -356,10 +381,12 @@ class SimCall:
     # -- input ---------------------------------------------------------------------------
     def open_input(self, accept: str) -> InputWindow:
         """Start listening for `accept` digits. A non-empty list is an input opportunity."""
-        window = InputWindow(accept)
+        window = InputWindow(accept, self.agent.digit_due)
         if self.dead:
             window.hangup()
         self.window = window
+        if not self.dead:
+            self.agent.on_media()
         if accept and not self.dead:
             self.record.input_opportunities += 1
             self.agent.on_opportunity(window, self.record.input_opportunities)

@@ -50,6 +50,9 @@ class Callee:
     timeline: list[tuple[float, str]] = field(default_factory=list)
     hangup_after: float | None = None  # seconds after answer
     hangup_at_input: int | None = None  # hang up 0.5 s into the N-th input opportunity (1-based)
+    # hang up 0.5 s into the N-th command that plays or listens (1-based), digits or not: a
+    # hang-up during a plain playback such as a greeting, at a point set by the script's progress
+    hangup_at_media: int | None = None
     language: str | None = None  # CHANNEL(language) of the call; None means Asterisk's "en"
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class Callee:
             raise ValueError("hangup_after must not be negative")
         if self.hangup_at_input is not None and self.hangup_at_input < 1:
             raise ValueError("hangup_at_input is 1-based")
+        if self.hangup_at_media is not None and self.hangup_at_media < 1:
+            raise ValueError("hangup_at_media is 1-based")
         for at, digits in self.timeline:
             if at < 0 or set(digits) - DTMF_CHARS:
                 raise ValueError(f"bad timeline entry {(at, digits)!r}")

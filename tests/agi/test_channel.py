@@ -226,5 +226,5 @@ async def test_from_streams_over_a_socketpair(transcripts) -> None:  # type: ign
     assert await task is None and ch.hung_up
     a_writer.close()
     assert ch.pump_task is not None
-    await asyncio.wait_for(ch.pump_task, 5)
+    await asyncio.wait_for(ch.pump_task, 30)
     writer.close()

@@ -66,7 +66,7 @@ async def test_sighup_marks_channel_hung_up(transcripts: Path) -> None:
         assert await pipes.command() == 'VERBOSE "waiting" 1'
         pipes.send("200 result=1")
         os.kill(os.getpid(), signal.SIGHUP)  # what Asterisk does to a classic script on hang-up
-        assert await asyncio.wait_for(task, 5) == 0
+        assert await asyncio.wait_for(task, 30) == 0
         box.check()
         os.close(pipes.out_w)
         assert pipes.reader is not None
@@ -104,7 +104,7 @@ async def test_unknown_route(transcripts: Path) -> None:
         task = asyncio.create_task(serve_classic(None, "nope", env, [], {}, in_fd=pipes.in_r, out_fd=pipes.out_w))
         assert await pipes.command() == 'VERBOSE "ivr: unknown route nope" 1'
         pipes.send("200 result=1")
-        assert await asyncio.wait_for(task, 5) == 2
+        assert await asyncio.wait_for(task, 30) == 2
     finally:
         pipes.close()
 

@@ -41,7 +41,7 @@ async def test_serve_with_injected_routes_until_stopped() -> None:
     await a.reply("200 result=1")
     await a.expect_end()
     stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 30)
 
 
 def test_no_call_script_gives_diagnostic_routes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,16 +27,15 @@ async def place_call(handler: Callable[[AGIChannel], Awaitable[None]], callee: C
     ami.on_call_ended = lambda e: ended.done() or ended.set_result(e)
     await ami.start()
     try:
-        assert await ami.wait_connected(5)
+        assert await ami.wait_connected(30)
         call_id = f"t-{uuid.uuid4().hex[:8]}"
         await ami.originate(OriginateRequest(
             action_id=call_id, channel="PJSIP/79161234567@debt-trunk", context=CONTEXT_ROBOT, exten="s",
             variables={CALL_ID: call_id, AGI_URL: f"agi://127.0.0.1:{server.port}", SCRIPT: "t"}))
-        event = await asyncio.wait_for(ended, 20)
-        for _ in range(100):
-            if server.active_calls == 0:
-                break
-            await asyncio.sleep(0.02)
+        event = await asyncio.wait_for(ended, 60)
+        # the handler's last steps run after the hang-up; the simulated call ends only once the
+        # handler is done and our side of the FastAGI session closed
+        assert await sim.wait_idle(60)
         record = next(c for c in sim.calls if c.call_id == call_id)
         return event, record
     finally:

@@ -23,7 +23,7 @@ from tests.conftest import TRANSCRIPTS
 
 async def test_login_ping_unknown_logoff(rig: RigFactory) -> None:
     r = await rig("ami-login-ping-logoff.txt")
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     assert r.client.banner == "Asterisk Call Manager/11.0.0"
     rtts = [await r.client.ping() for _ in range(3)]  # recorded: with, with, without ActionID
     assert all(rtt >= 0 for rtt in rtts)
@@ -92,7 +92,7 @@ async def test_client_refuses_to_act_before_login() -> None:
 
 async def test_originate_success_gives_one_result_and_one_call_end(rig: RigFactory) -> None:
     r = await rig("ami-originate-success.txt")
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     await r.client.originate(request("att-1", AGI_PATH="ami-call", DIGITS="1w2", ANSWER_DELAY="1"))
     await eventually(lambda: len(r.rec.ended) == 1 and r.server.waiting_for == "Logoff")
     await r.client.stop()
@@ -117,7 +117,7 @@ async def test_originate_success_gives_one_result_and_one_call_end(rig: RigFacto
 async def test_originate_failures(rig: RigFactory, name: str, channel: str, timeout_ms: int, reason: int,
                                   result: str, cause: int, half: str) -> None:
     r = await rig(name)
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     await r.client.originate(request("att-f", channel, timeout_ms=timeout_ms, AGI_PATH="env"))
     await eventually(lambda: len(r.rec.ended) == 1 and r.server.waiting_for == "Logoff")
     await r.client.stop()
@@ -133,7 +133,7 @@ async def test_originate_failures(rig: RigFactory, name: str, channel: str, time
 async def test_invalid_channel_variants(rig: RigFactory) -> None:
     r = await rig("ami-originate-invalid-channel.txt", cap=0.05)
     c = r.client
-    assert await c.wait_connected(5)
+    assert await c.wait_connected(30)
     await c.originate(request("t-tech", "NoSuchTech/12345", timeout_ms=5000, AGI_PATH="env"))
     await eventually(lambda: len(r.rec.results) == 1)
     await c.originate(request("t-exten", "Local/nosuchexten@debtor-sim", timeout_ms=5000, AGI_PATH="env"))
@@ -166,7 +166,7 @@ async def test_invalid_channel_variants(rig: RigFactory) -> None:
 
 async def test_agi_server_down_is_an_answered_call_with_agi_failure(rig: RigFactory) -> None:
     r = await rig("ami-agi-server-down.txt")
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     await r.client.originate(request("t-down", exten="badport", AGI_PATH="env"))
     await eventually(lambda: len(r.rec.ended) == 1 and r.server.waiting_for == "Logoff")
     await r.client.stop()
@@ -192,7 +192,7 @@ def _recorded_originate(path: Path, action_id: str) -> OriginateRequest:
                          ids=lambda p: p.name[:-8])
 async def test_every_recorded_agi_call(rig: RigFactory, path: Path) -> None:
     r = await rig(str(path), scale=0.02, cap=0.05)
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     await r.client.originate(_recorded_originate(path, "t-call"))
     await eventually(lambda: len(r.rec.ended) == 1 and r.server.waiting_for == "Logoff")
     await r.client.stop()
@@ -218,7 +218,7 @@ async def test_call_file_traffic_is_ignored(rig: RigFactory, name: str) -> None:
 async def test_core_restart_now_is_ridden_through(rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     r = await rig("ami-restart.txt")
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     await r.client.ping()
     await eventually(lambda: r.rec.changes == [True, False, True], what="reconnect")
     assert "shutting down" in caplog.text  # the Shutdown event was seen
@@ -234,7 +234,7 @@ async def test_core_restart_now_is_ridden_through(rig: RigFactory, caplog: pytes
 async def test_core_restart_gracefully(rig: RigFactory, name: str) -> None:
     r = await rig(name)
     c = r.client
-    assert await c.wait_connected(5)
+    assert await c.wait_connected(30)
     await c.originate(request("t-before", AGI_PATH="hangup-idle", HANGUP_AFTER="4"))
     await eventually(lambda: r.server.waiting_for == "Ping")
     with pytest.raises(AMIShuttingDown):

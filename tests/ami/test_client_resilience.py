@@ -21,7 +21,7 @@ async def test_lost_originate_is_reported_once_and_never_resent(rig: RigFactory)
     # goes unanswered: a short action timeout keeps the test fast
     r = await rig("ami-originate-success.txt", cut_after="Originate", after_script="repeat",
                   client={"action_timeout": 0.3})
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     with pytest.raises(OriginateUnknown) as err:
         await r.client.originate(request("att-lost", AGI_PATH="ami-call"))
     assert err.value.action_id == "att-lost"
@@ -36,7 +36,7 @@ async def test_lost_originate_is_reported_once_and_never_resent(rig: RigFactory)
 
 async def test_originate_without_reply_times_out_as_unknown(rig: RigFactory) -> None:
     r = await rig("ami-login-ping-logoff.txt", silent=True, client={"action_timeout": 0.3})
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     with pytest.raises(OriginateUnknown):
         await r.client.originate(request("att-slow", AGI_PATH="x"))
     await r.client.stop()
@@ -55,7 +55,7 @@ async def test_ping_timeout_reconnects(rig: RigFactory) -> None:
 
 async def test_pending_actions_fail_when_the_connection_drops(rig: RigFactory) -> None:
     r = await rig("ami-login-ping-logoff.txt", silent=True, client={"action_timeout": 5.0})
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     waiting = asyncio.create_task(r.client.action("Ping"))
     await eventually(lambda: len(r.server.actions("Ping")) == 1)
     for writer in list(r.server._writers):
@@ -67,7 +67,7 @@ async def test_pending_actions_fail_when_the_connection_drops(rig: RigFactory) -
 
 async def test_header_injection_is_impossible(rig: RigFactory) -> None:
     r = await rig("ami-login-ping-logoff.txt", client={"action_timeout": 0.3})
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     with pytest.raises(p.InvalidHeader):
         await r.client.originate(request("att-inj", NOTE="x\r\nAction: Hangup\r\nChannel: all"))
     with pytest.raises(p.InvalidHeader):
@@ -81,7 +81,7 @@ async def test_header_injection_is_impossible(rig: RigFactory) -> None:
 
 async def test_call_id_variable_must_match_the_action_id(rig: RigFactory) -> None:
     r = await rig("ami-login-ping-logoff.txt", client={"action_timeout": 0.3})
-    assert await r.client.wait_connected(5)
+    assert await r.client.wait_connected(30)
     with pytest.raises(ValueError):
         await r.client.originate(request("att-a", IVR_CALL_ID="att-b"))
     await r.client.stop()
@@ -105,7 +105,7 @@ async def test_refused_connections_back_off_until_asterisk_is_up(transcripts: Pa
         await eventually(lambda: client.last_error is not None and "cannot connect" in client.last_error)
         assert not client.connected
         await server.start()
-        assert await client.wait_connected(5)
+        assert await client.wait_connected(30)
         assert client.last_error is None
     finally:
         await client.stop()
@@ -170,7 +170,7 @@ async def test_replies_are_matched_by_action_id_not_by_order(
     client = AMIClient("127.0.0.1", port, "lab", "labsecret", **FAST)
     await client.start()
     try:
-        assert await client.wait_connected(5)
+        assert await client.wait_connected(30)
         one = asyncio.create_task(client.action("Ping", {"Tag": "first"}))
         await eventually(lambda: len(held) == 1)
         two = asyncio.create_task(client.action("Ping", {"Tag": "second"}))
@@ -210,7 +210,7 @@ async def test_find_calls_lists_channels_and_tracks_them_again(
     rec.attach(client)
     await client.start()
     try:
-        assert await client.wait_connected(5)
+        assert await client.wait_connected(30)
         calls = await client.find_calls()
         assert [(c.channel, c.uniqueid, c.call_id, c.state) for c in calls] == [
             ("Local/s@debtor-sim-00000040;1", "1795371300.80", "att-9", "Up"),

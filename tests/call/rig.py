@@ -61,7 +61,7 @@ class CallRig:
         self.ami = AMIClient("127.0.0.1", self.sim.ami_port, "ivr", "secret", ping_interval=30)
         self.ami.on_call_ended = self._on_ended
         await self.ami.start()
-        assert await self.ami.wait_connected(5)
+        assert await self.ami.wait_connected(30)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -94,7 +94,7 @@ class CallRig:
             return acc.id, case.id, acc.phones[0].id
 
     async def call(self, callee: Callee, *, amd: bool = True, language: str = "ru",
-                   account: tuple[int, int, int] | None = None, timeout: float = 30) -> int:
+                   account: tuple[int, int, int] | None = None, timeout: float = 60) -> int:
         account_id, case_id, phone_id = account or self.make_account(language=language)
         action_id = f"test-{uuid.uuid4().hex[:10]}"
         with self.db.sessions.begin() as s:
@@ -119,9 +119,8 @@ class CallRig:
                        SCRIPT: ROUTE_DEBT_CALL, LANGUAGE: language, AMD_ENABLED: "1" if amd else "0"},
         ))
         await asyncio.wait_for(self._ended_events[action_id].wait(), timeout)
-        # the script's clean-up runs right after the hang-up: let the FastAGI session finish
-        for _ in range(200):
-            if self.agi.active_calls == 0:
-                break
-            await asyncio.sleep(0.02)
+        # The callee's Hangup can come before the script even connects, and the script's last
+        # writes come after the hang-up. The simulated call ends only once the script has closed
+        # its side of the FastAGI session, which it does after its handler (and every write) is done.
+        assert await self.sim.wait_idle(timeout), "the simulated call did not end"
         return attempt_id

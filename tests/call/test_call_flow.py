@@ -202,11 +202,24 @@ async def test_hangup_at_each_step_keeps_what_was_captured(rig: CallRig, hangup_
 
 
 async def test_hangup_during_greeting(rig: CallRig):
-    # no AMD here: with AMD the subscriber would be gone before the script starts (the dialer
-    # then stores the attempt from the AMI Hangup event alone)
-    callee = Callee(answer_after=1.0, hangup_after=0.5)
+    # the hang-up is tied to the script's progress (0.5 s into its first playback, the greeting),
+    # not to a time after answer: how long the script takes to get there is real time and varies
+    callee = Callee(answer_after=1.0, hangup_at_media=1)
     attempt_id = await rig.call(callee, amd=False)
     s, attempt, outcome, steps, case = stored(rig, attempt_id)
     assert attempt.result == "answered"
-    assert outcome is not None and outcome.identity == "unknown" and outcome.kind in {"hangup", "no_input"}
+    assert outcome is not None and outcome.identity == "unknown" and outcome.kind == "hangup"
+    assert steps == [("hangup", "", "hangup")]  # the greeting never finished
+    assert played(rig, attempt_id)[-1].startswith(("STREAM FILE", "CHANNEL STATUS"))
+    assert any(rig.audio_files()["greeting"] in c for c in played(rig, attempt_id))
+
+
+async def test_hangup_before_the_script_speaks_still_stores_the_answered_call(rig: CallRig):
+    # gone at the moment of answer: the script's first command already meets a dead channel
+    # (no AMD here: with AMD the dialplan would stop before the script starts)
+    callee = Callee(answer_after=1.0, hangup_after=0.0)
+    attempt_id = await rig.call(callee, amd=False)
+    s, attempt, outcome, steps, case = stored(rig, attempt_id)
+    assert attempt.result == "answered" and attempt.answered_at is not None
+    assert outcome is not None and outcome.identity == "unknown" and outcome.kind == "hangup"
     assert steps[-1] == ("hangup", "", "hangup")

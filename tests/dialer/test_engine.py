@@ -191,10 +191,12 @@ async def test_run_loop_reconciles_fills_and_stops(db: Database) -> None:
     dialer, originators, _ = make_dialer(db, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(dialer.run(stop))
-    for _ in range(200):
+    # until the loop has placed all four (the deadline only bounds a hang: on a busy machine the
+    # loop's database work in threads takes far longer than on an idle one)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while sum(len(o.requests) for o in originators.values()) < 4 and loop.time() < deadline:
         await asyncio.sleep(0.01)
-        if sum(len(o.requests) for o in originators.values()) >= 4:
-            break
     stop.set()
     await asyncio.wait_for(task, 10)
     assert sum(len(o.requests) for o in originators.values()) == 4

@@ -3,7 +3,6 @@ what it answers, line by line, with what the real Asterisk answered."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +54,19 @@ CASES: dict[str, Case] = {
     "getdata-partial-timeout": Case(_answer(keys=[KeyPress("7", 1.0)])),
     "getdata-during-prompt": Case(_answer(keys=[KeyPress("42", 0.5)])),
     "getdata-hash-only": Case(_answer(keys=[KeyPress("#", 1.0)])),
-    "dtmf-at-answer": Case(_answer(timeline=[(0.3, "12")]), speed=2),
+    # Presses and hang-ups are tied to the script's commands (keys=, hangup_at_input=), not to a
+    # time after answer: the script reaches its first command after a real-time connect that a
+    # busy machine stretches past the recorded moment.
+    "dtmf-at-answer": Case(_answer(keys=[KeyPress("12", 0.3)]), speed=2),
     "dtmf-while-idle": Case(_answer(timeline=[(1.5, "5")])),
-    "waitdigit": Case(_answer(timeline=[(1.5, "9ww*")], hangup_after=33.0), speed=25),
+    "waitdigit": Case(_answer(keys=[KeyPress("9ww*", 1.7)], hangup_at_input=4), speed=25),
     "say-ru": Case(speed=40),
     "say-interrupt": Case(_answer(keys=[KeyPress("#", 1.0)])),
-    "hangup-getdata": Case(_answer(hangup_after=2.0)),
-    "hangup-stream": Case(_answer(hangup_after=3.0)),
-    "hangup-idle": Case(_answer(hangup_after=2.5)),
+    "hangup-getdata": Case(_answer(hangup_at_input=1)),
+    "hangup-stream": Case(_answer(hangup_at_input=1)),
+    # a hang-up while the script is idle can only be placed in time: 2.5 s after answer, with the
+    # script idle from its ANSWER (~0 s) to 5 s; at speed 5 a connect may take 0.5 s real
+    "hangup-idle": Case(_answer(hangup_after=2.5), speed=5),
     "script-hangup": Case(variables=("AGI_PATH=script-hangup",)),
 }
 
@@ -114,7 +118,7 @@ async def test_replay_matches_recording(name: str, transcripts: Path) -> None:
             variables=case.variables,
         )
         assert await h.sim.wait_idle(30)
-        await asyncio.sleep(0.05)
+        await h.agi.wait_done()  # the script side has read the last HANGUP and the EOF
         events = await h.ami.until_call_gone()
         assert len(h.agi.sessions) == 1
         got_env, got_rest = split_env(h.agi.sessions[0].received)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from ivr import dialplan_vars as dv
-from ivr.sim import Callee, KeyPress
+from ivr.sim import Callee, KeyPress, agi_peer
+from ivr.sim.channel import SimCall
 from tests.sim.harness import harness
 from tests.sim.wire import AgiSession, header, is_event
 
@@ -234,7 +236,13 @@ async def test_speed_factor_scales_a_long_prompt() -> None:
     assert record.duration is not None and record.duration > 35  # simulated seconds, not real
 
 
-async def test_thousand_concurrent_calls_finish_by_themselves() -> None:
+async def test_thousand_concurrent_calls_finish_by_themselves(monkeypatch) -> None:
+    # The simulator gives a FastAGI connect 5 real seconds (a bound for a server that never
+    # answers). Here 1,000 connects, their accepts and 1,000 scripts share one event loop, which a
+    # busy machine starves for longer than that: the connects are done in the kernel but the loop
+    # gets to them late. Nothing here is about connect time-outs, so the bound only guards a hang.
+    monkeypatch.setattr(agi_peer, "CONNECT_TIMEOUT", 120.0)
+
     async def script(s: AgiSession) -> None:
         await s.cmd("ANSWER")
         await s.cmd("GET DATA beep 5000 1")
@@ -242,8 +250,9 @@ async def test_thousand_concurrent_calls_finish_by_themselves() -> None:
 
     n = 1000
     callee = Callee(answer_after=1.0, keys=[KeyPress("1", 0.5)])
-    # speed 10: 1,000 calls share one event loop with the test's FastAGI server; a slower
-    # simulated clock keeps a lagging loop from reordering a key press and a time-out
+    # 1,000 calls share one event loop with the test's FastAGI server, so the loop runs late; a
+    # press due before the GET DATA time-out still wins (the simulator orders them by simulated
+    # time, see test_a_stalled_event_loop_does_not_let_a_timeout_overtake_a_key_press)
     async with harness(callee, speed=10, default=script, events="off") as h:
         for i in range(n):
             h.ami.send(
@@ -253,7 +262,7 @@ async def test_thousand_concurrent_calls_finish_by_themselves() -> None:
             )  # fmt: skip
         replies = [await h.ami.read(30) for _ in range(n)]
         assert all(header(r, "Message") == "Originate successfully queued" for r in replies if r)
-        assert await h.sim.wait_idle(60)
+        assert await h.sim.wait_idle(180)  # bounds a hang only
         calls = list(h.sim.calls)
     assert len(calls) == n and h.sim.active_calls == 0
     assert [c for c in calls if not c.answered or c.agi_status != "HANGUP"] == []
@@ -282,3 +291,27 @@ async def test_optional_agi_exec_events_and_manager_channelvars() -> None:
         if header(m, "Event") == "AGIExecEnd"
     ]
     assert ends == [("NOOP", "200", "Success"), ("XYZZY", "510", "Invalid or unknown command")]
+
+
+async def test_a_stalled_event_loop_does_not_let_a_timeout_overtake_a_key_press(monkeypatch) -> None:
+    # On a busy machine the event loop runs late. A press due (in simulated time) before the
+    # command's time-out must still win, however late the loop gets to each step of sending it.
+    replies: list[str] = []
+
+    async def script(s: AgiSession) -> None:
+        replies.append(await s.cmd("GET DATA beep 2000 1"))
+
+    original = SimCall.dtmf_begin
+
+    def stalling(self: SimCall, digit: str) -> None:
+        original(self, digit)
+        time.sleep(0.5)  # the whole loop freezes mid-digit, long past the GET DATA time-out
+
+    monkeypatch.setattr(SimCall, "dtmf_begin", stalling)
+    callee = Callee(answer_after=0.0, keys=[KeyPress("1", delay=0.5)])
+    async with harness(callee, speed=20, default=script) as h:
+        await h.originate("stall", call_id="c-stall")
+        assert await h.sim.wait_idle(30)
+        record = h.sim.calls[0]
+    assert replies == ["200 result=1"]
+    assert (record.digits_delivered, record.digits_lost) == ("1", "")

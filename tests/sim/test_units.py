@@ -104,6 +104,8 @@ def test_scenario_validation() -> None:
         KeyPress("1x")
     with pytest.raises(ValueError):
         Callee(hangup_at_input=0)
+    with pytest.raises(ValueError, match="hangup_at_media"):
+        Callee(hangup_at_media=0)
     with pytest.raises(ValueError):
         Callee(timeline=[(1.0, "9z")])
     fallback = Callee(outcome="busy")

@@ -93,6 +93,7 @@ class AgiSession:
         self.env: dict[str, str] = {}
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self.done = asyncio.Event()  # set when the server is through with this session
 
     async def start(self) -> None:
         while True:
@@ -169,7 +170,10 @@ class AgiServer:
     _server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        # a backlog for a burst: with asyncio's default of 100, 1,000 simultaneous connects
+        # overflow it, the kernel drops SYNs and a retried connect outlasts the simulator's
+        # connect time-out on a busy machine (the product's FastAGI server uses 4096 too)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property
@@ -188,6 +192,14 @@ class AgiServer:
         except Exception as exc:  # surfaced by the test through `errors`
             self.errors.append(exc)
             writer.close()
+        finally:
+            session.done.set()
+
+    async def wait_done(self, timeout: float = 30) -> None:
+        """Until every session so far has been read to its end (its last HANGUP and EOF)."""
+        async with asyncio.timeout(timeout):
+            for session in list(self.sessions):
+                await session.done.wait()
 
     async def stop(self) -> None:
         if self._server is not None:
