@@ -3,8 +3,8 @@ tomorrow's callable cases; `forecast_json` puts them together for `ivr forecast 
 live page.
 
 Today's plan: every open case the dialer's own checks (`selector.ladder_today`, `selector.assess`)
-find callable now, or outside its window with the window opening within `horizon` hours; a case
-held by contact limits or waiting for a stage date is not in it. Its attempts left today are the
+find callable now, or outside its window or held by a contact limit with the window opening (the
+limit reopening) within `horizon` hours; a case waiting for a stage date or a promise is not in it. Its attempts left today are the
 stage's attempts left, capped by the daily attempt limit.
 """
 
@@ -52,14 +52,16 @@ def measure(session: Session, now: dt.datetime, weeks: int = 4) -> Rates:
     counts: Counter[str] = Counter()
     seconds: dict[str, float] = defaultdict(float)
     timed: Counter[str] = Counter()
-    for result, originated, ended in session.execute(
-        select(CallAttempt.result, CallAttempt.originated_at, CallAttempt.ended_at).where(
+    # a line is held from the originate (the row is written just before it) to the hang-up:
+    # originated_at is only set once Asterisk answers the originate, after the ringing
+    for result, claimed, ended in session.execute(
+        select(CallAttempt.result, CallAttempt.created_at, CallAttempt.ended_at).where(
             CallAttempt.purpose == "robot", CallAttempt.created_at >= since, CallAttempt.result.in_(RESULTS))
     ):
         result = str(result)
         counts[result] += 1
-        if originated is not None and ended is not None and ended >= originated:
-            seconds[result] += (ended - originated).total_seconds()
+        if claimed is not None and ended is not None and ended >= claimed:
+            seconds[result] += (ended - claimed).total_seconds()
             timed[result] += 1
     total = sum(counts.values())
     if total < MIN_ATTEMPTS:
@@ -128,7 +130,8 @@ def plan_today(session: Session, rules: Rules, now: dt.datetime, horizon_hours: 
                              histories.get(row.account_id, ()), rules, now)
         if verdict.kind == sel.CALLABLE:
             ready = max(now, planned.replace(tzinfo=dt.UTC)) if planned else now
-        elif verdict.kind == sel.OUTSIDE_WINDOW and verdict.until is not None:
+        elif verdict.kind in (sel.OUTSIDE_WINDOW, sel.OVER_LIMIT) and verdict.until is not None:
+            # a window opening, or a contact limit reopening, later today
             ready = max(verdict.until, planned.replace(tzinfo=dt.UTC)) if planned else verdict.until
         else:
             continue
