@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 UTC = dt.UTC
 DAY1 = dt.date(2026, 3, 2)  # a Monday: Moscow window 09:00-20:00 (06:00-17:00 UTC)
 OPENS = dt.time(6, 0)
-SPEED = 100.0
-LINES = 12
-PER_DAY = 120  # new cases entering the ladder each day
+SPEED = 50.0
+LINES = 2  # few lines: the day is bound by the lines, not by how fast this machine runs the robot
+PER_DAY = 60  # new cases entering the ladder each day
 TOLERANCE = 0.15
 
 
@@ -134,7 +134,7 @@ def test_forecast_made_before_a_day_comes_within_15_percent(db: Database, tmp_pa
     before = dt.datetime.combine(day2, dt.time(5, 30), tzinfo=UTC)
     with db.sessions() as session:
         fc = make_forecast(session, load_rules(session), before, LINES, weeks=1)
-    assert not fc.prior and fc.measured_attempts > 100
+    assert not fc.prior and fc.measured_attempts >= PER_DAY
     assert fc.hours_from_open is not None and fc.opens == dt.datetime.combine(day2, OPENS, tzinfo=UTC)
 
     history_tasks = _actual(db, DAY1)[2]
