@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
+from ivr.cli import main
+from ivr.config import load_settings
 from ivr.db.models import CallAttempt, CallbackTask
 from ivr.dialer.policy import load_rules
 from ivr.forecast import PRIOR, PlanCase, Rates, Retry, forecast
 from ivr.forecast_db import make_forecast, measure, plan_today
-from ivr.wiring import Database
+from ivr.wiring import Database, open_database
 from tests.dialer.conftest import add_case
 
 UTC = dt.UTC
@@ -86,3 +90,33 @@ def test_measure_reads_shares_line_time_and_callbacks(db: Database) -> None:
 def test_lines_must_be_positive() -> None:
     with pytest.raises(ValueError):
         forecast([], PRIOR, RETRY, 0, OPEN)
+
+
+@pytest.fixture
+def cli_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`ivr forecast` on a fresh database file named by IVR_DATABASE_URL (no Asterisk servers)."""
+    monkeypatch.setenv("IVR_DATABASE_URL", f"sqlite:///{tmp_path / 'fc.sqlite3'}")
+    env_file = tmp_path / "none.env"
+    database = open_database(load_settings(env_file))
+    with database.sessions.begin() as session:
+        add_case(session, opened_on=dt.date.today() - dt.timedelta(days=2), stage_code=None,
+                 block_date=dt.date.today() + dt.timedelta(days=20))
+    database.engine.dispose()
+    return ["--env-file", str(env_file), "forecast"]
+
+
+def test_cli_says_the_figures_are_a_prior_and_tabulates_the_lines(
+        cli_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*cli_args, "--lines", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "PRIOR figures" in out
+    assert "<- current" in out and "callbacks expected tomorrow" in out
+    assert main([*cli_args, "--lines", "3", "--lines", "40", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["prior"] is True
+    assert [row["lines"] for row in data["by_lines"]] == [3, 10, 40]  # 10: the simulator's lines
+
+
+def test_cli_refuses_zero_lines(cli_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*cli_args, "--lines", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().out
