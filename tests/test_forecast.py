@@ -51,20 +51,20 @@ def test_work_that_does_not_fit_the_window_is_left_over() -> None:
     assert fc.left_over == pytest.approx(140)
 
 
-def test_no_history_uses_the_prior_and_says_so(db: Database) -> None:
+def test_no_history_uses_the_prior_and_says_so(any_db: Database) -> None:
     now = OPEN - dt.timedelta(minutes=30)
-    with db.sessions.begin() as session:
+    with any_db.sessions.begin() as session:
         add_case(session, opened_on=dt.date(2026, 3, 1), stage_code=None)
-    with db.sessions() as session:
+    with any_db.sessions() as session:
         assert measure(session, now) is PRIOR
         fc = make_forecast(session, load_rules(session), now, 10)
     assert fc.prior and fc.cases_today == 1 and fc.opens == OPEN
     assert fc.to_dict()["prior"] is True
 
 
-def test_measure_reads_shares_line_time_and_callbacks(db: Database) -> None:
+def test_measure_reads_shares_line_time_and_callbacks(any_db: Database) -> None:
     now = OPEN + dt.timedelta(days=1)
-    with db.sessions.begin() as session:
+    with any_db.sessions.begin() as session:
         case = add_case(session)
         for i in range(40):
             result = "answered" if i % 2 else "busy"
@@ -77,7 +77,7 @@ def test_measure_reads_shares_line_time_and_callbacks(db: Database) -> None:
             if i % 4 == 1:
                 session.add(CallbackTask(account_id=case.account_id, attempt_id=row.id, queue="billing",
                                          created_at=start))
-    with db.sessions() as session:
+    with any_db.sessions() as session:
         rates = measure(session, now)
         plan = plan_today(session, load_rules(session), now)
     assert not rates.prior and rates.attempts == 40
