@@ -187,13 +187,16 @@ def _next_due(db: Any) -> dt.datetime | None:
 
     from ivr.db.models import CaseState, DebtCase, OptOut
 
+    open_case = (
+        DebtCase.state == CaseState.ACTIVE.value,
+        DebtCase.account_id.not_in(select(OptOut.account_id).where(OptOut.account_id.is_not(None))),
+    )
     with db.sessions() as session:
-        value = session.scalar(
-            select(func.min(DebtCase.next_attempt_at)).where(
-                DebtCase.state == CaseState.ACTIVE.value,
-                DebtCase.account_id.not_in(select(OptOut.account_id).where(OptOut.account_id.is_not(None))),
-            )
-        )
+        # a case the dial pass has not looked at yet (no time written) is due now
+        fresh = session.scalar(select(DebtCase.id).where(*open_case, DebtCase.next_attempt_at.is_(None)).limit(1))
+        if fresh is not None:
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
+        value = session.scalar(select(func.min(DebtCase.next_attempt_at)).where(*open_case))
     return value.replace(tzinfo=dt.UTC) if value is not None else None
 
 
