@@ -153,8 +153,8 @@ async def start_services(
             originators=services.ami, dialer_id=default_dialer_id(settings),
             prepare_audio=lambda _session, attempt: audio.prepare_attempt(attempt.id),
             servers=servers, find_calls=lambda: live_calls(services.ami),
-            # issue 15 (faults branch): dial only while the FastAGI URL Asterisk uses answers;
-            # Dialer.run also reconciles every reconcile_seconds (see ivr.dialer.reconcile)
+            # dial only while the FastAGI URL Asterisk uses answers; Dialer.run also reconciles
+            # every reconcile_seconds (see ivr.dialer.reconcile)
             agi_health=AgiHealth(tcp_probe(settings.agi_public_url), clock),
         )
         services.dialer = dialer

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from ivr.agi.server import AGILimits, FastAGIServer, Handler, freeze_startup_objects
 from ivr.config import load_settings
+from ivr.errors import bind_failure
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ async def serve(server: FastAGIServer, *, grace: float = 30.0, stop: asyncio.Eve
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        raise bind_failure("the FastAGI server", server.host, server.port, exc, "IVR_AGI_PORT") from None
     try:
         await stop.wait()
         log.info("FastAGI: stopping; %d call(s) in progress get up to %.0fs", server.active_calls, grace)

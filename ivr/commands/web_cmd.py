@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     db = open_database(settings)
     app = create_app(settings=settings, sessions=db.sessions)
     config = uvicorn_config(app, settings, args.host, args.port)
+    from ivr.runtime import listen_socket  # a port in use is one clear line, not uvicorn's exit
+
+    sock = listen_socket(config.host, config.port, "the web UI", "IVR_WEB_PORT")
     log.info("web UI on http://%s:%s/", config.host, config.port)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

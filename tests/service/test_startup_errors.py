@@ -111,3 +111,14 @@ def test_users_add_without_a_terminal_points_to_password_stdin(tmp_path: Path) -
     assert "--password-stdin" in result.stderr
     ok = svc.ivr("users", "add", "boss", "--role", "admin", "--password-stdin", stdin="Correct-Horse-Battery-9\n")
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(("command", "setting", "what"), [
+    ("web", "IVR_WEB_PORT", "the web UI"),
+    ("agi-server", "IVR_AGI_PORT", "the FastAGI server"),
+])
+def test_each_service_alone_says_its_port_is_in_use(tmp_path: Path, command: str, setting: str, what: str) -> None:
+    with listening() as port:
+        svc = Service(tmp_path, env_extra={setting: str(port)})
+        line = one_line_failure(svc.ivr(command, timeout=120), 1)
+    assert f"{what} cannot listen on 127.0.0.1:{port}: the port is in use" in line and setting in line
