@@ -145,6 +145,10 @@ def plan_today(session: Session, rules: Rules, now: dt.datetime, horizon_hours: 
     return plan
 
 
+# `ivr run` without Asterisk servers runs the simulator with this many lines
+SIMULATOR_LINES = 10
+
+
 def lines_of(settings: Any) -> int:
     """The lines the robot may use: the sum of every Asterisk server's channel limit."""
     return sum(server.channel_limit for server in settings.asterisk_servers) or 0

@@ -12,8 +12,6 @@ from typing import Any
 
 from ivr.config import load_settings
 
-SIMULATOR_LINES = 10  # `ivr run` without Asterisk servers runs the simulator with this many lines
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("forecast", help="when today's plan finishes, with N lines; callbacks tomorrow")
@@ -47,7 +45,7 @@ def render(data: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ivr.dialer.policy import load_rules
     from ivr.forecast import default_what_if
-    from ivr.forecast_db import forecast_json, lines_of
+    from ivr.forecast_db import SIMULATOR_LINES, forecast_json, lines_of
     from ivr.wiring import open_database
 
     if any(n < 1 for n in args.lines) or args.weeks < 1:

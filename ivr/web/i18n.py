@@ -1496,3 +1496,9 @@ def translator(lang: str) -> Callable[..., str]:
         return translate(lang, key, **params)
 
     return t
+
+
+from ivr.web.strings_forecast import STRINGS as _S_forecast  # noqa: E402
+
+RU.update(_S_forecast["ru"])
+EN.update(_S_forecast["en"])

@@ -39,6 +39,7 @@ from ivr.web.common import (
     t,
 )
 from ivr.web.live_data import snapshot
+from ivr.web.live_forecast import LiveForecast
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,43 @@ def _forget_outlook(request: Request) -> None:
         request.app.state.live_outlook = None
 
 
+def _forecaster(request: Request) -> LiveForecast:
+    state = request.app.state
+    with _outlook_lock:
+        made: LiveForecast | None = getattr(state, "live_forecast", None)
+        if made is None:
+            web = ctx(request)
+            made = state.live_forecast = LiveForecast(web.sessions, web.settings, web.now)
+    return made
+
+
 async def _snapshot(request: Request) -> dict[str, Any]:
     web = ctx(request)
     tr = i18n.translator(lang_of(request))
-    return await in_db(request, lambda s: snapshot(s, web.settings, web.now(), _cached_outlook(request, s),
+    data = await in_db(request, lambda s: snapshot(s, web.settings, web.now(), _cached_outlook(request, s),
                                                    tr, i18n.has_key))
+    forecaster = _forecaster(request)
+    forecast = forecaster.current()  # never computed here: see ivr.web.live_forecast
+    data["forecast"] = _forecast_view(forecast, tr) if forecast is not None else None
+    data["forecast_error"] = forecaster.error
+    return data
+
+
+def _forecast_view(forecast: dict[str, Any], tr: Any) -> dict[str, Any]:
+    """The forecast with what the page needs in the page's language: the basis sentence and the
+    callbacks per queue, labelled, today and tomorrow side by side."""
+    queues = sorted(set(forecast["callbacks_today"]) | set(forecast["callbacks_tomorrow"]))
+    basis = (tr("live_forecast_basis_prior") if forecast["prior"] else
+             tr("live_forecast_basis", n=forecast["measured_attempts"], rate=f"{forecast['answer_rate']:.0%}"))
+    return {
+        **forecast,
+        "basis": basis,
+        "plan_line": tr("live_forecast_cases", n=forecast["cases_today"], opens=forecast["opens_local"] or "-"),
+        "tz_line": tr("live_forecast_tz", tz=forecast["time_zone"]),
+        "callbacks": [{"queue": q, "label": tr(f"queue_{q}") if i18n.has_key(f"queue_{q}") else q,
+                       "today": forecast["callbacks_today"].get(q, 0.0),
+                       "tomorrow": forecast["callbacks_tomorrow"].get(q, 0.0)} for q in queues],
+    }
 
 
 async def live_json(request: Request) -> Response:

@@ -125,6 +125,10 @@ def test_live_page_follows_calls_and_a_stage_pause(chromium: Any, live_server: L
         assert sorted(first.values()) == ["firm", "reminder"]
         assert "вызов" in page.locator("#live-calls").inner_text()  # ringing: no step recorded yet
         screenshot(page, "live")
+        # the forecast, pending when the page loaded, is filled in by the refresh (no reload)
+        page.locator("#live-forecast-lines tr[data-lines]").first.wait_for(timeout=WAIT_MS)
+        assert page.locator("#live-forecast-queues tr[data-queue]").count() >= 1
+        assert not_reloaded(page)
 
         # the admin pauses the firm stage from the page
         page.select_option("#pause-stage select[name=key]", "firm")

@@ -128,3 +128,42 @@ def test_admin_pauses_and_resumes_from_the_live_page(db: Database, as_admin: Bro
         row = s.get(RobotPause, global_id)
         assert row is not None and row.resumed_by == "admin" and row.resumed_at is not None
     assert not act.everything and act.stages == {stage}
+
+
+def test_live_page_shows_the_forecast_made_in_the_background(db: Database, app: Any, as_op1: Browser) -> None:
+    """The forecast is never computed in a page request: the first look says it is being computed,
+    then the page and /live.json show the finish time in the company's time zone, the what-if
+    rows and the callbacks per queue with their labels."""
+    with db.sessions.begin() as s:
+        for i in range(6):
+            make_account(s, f"F-{i}", phones=(f"+7916000010{i}",))
+    first = as_op1.get("/live.json").json()
+    assert first["forecast"] is None and first["forecast_error"] is None
+    assert app.state.live_forecast.wait(60), app.state.live_forecast.error
+
+    data = as_op1.get("/live.json").json()
+    fc = data["forecast"]
+    assert fc is not None and fc["prior"] is True  # no call history: the stated prior
+    assert fc["cases_today"] == 6 and fc["time_zone"] == "Europe/Moscow"
+    assert [r["lines"] for r in fc["by_lines"]] == sorted({max(1, fc["lines"] // 2), fc["lines"], fc["lines"] * 2})
+    current = next(r for r in fc["by_lines"] if r["lines"] == fc["lines"])
+    assert current["finish_local"] is not None and current["finish_local"] == fc["finish_local"]
+    # the prior sends callbacks to billing only; labelled in the page's language
+    assert [(q["queue"], q["label"]) for q in fc["callbacks"]] == [("billing", "Вопросы по счетам")]
+    assert fc["callbacks"][0]["today"] > 0
+    assert "долгов" in fc["plan_line"] and "начальным оценкам" in fc["basis"]
+
+    page = as_op1.get("/live").text
+    assert 'id="live-forecast-card"' in page and fc["finish_local"] in page and "Вопросы по счетам" in page
+
+
+def test_live_forecast_local_times_are_never_bare_utc() -> None:
+    from ivr.web.live_forecast import with_local_times
+
+    data = {"at": "2025-11-19T10:00:00+00:00", "opens": "2025-11-19T06:00:00+00:00",
+            "finish": "2025-11-19T21:30:00+00:00",
+            "by_lines": [{"lines": 2, "finish": "2025-11-19T21:30:00+00:00"}, {"lines": 4, "finish": None}]}
+    out = with_local_times(data, "Europe/Moscow")
+    assert out["opens_local"] == "09:00"
+    assert out["finish_local"] == "20.11 00:30"  # past midnight in Moscow: the date is shown
+    assert [r["finish_local"] for r in out["by_lines"]] == ["20.11 00:30", None]

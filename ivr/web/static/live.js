@@ -113,9 +113,30 @@
     });
     var outcomes = Object.keys(data.outcomes_today).sort().map(function (k) { return k + ": " + data.outcomes_today[k]; });
     document.getElementById("live-outcomes").textContent = outcomes.join(", ");
+    drawForecast(data.forecast, data.forecast_error);
     root.setAttribute("data-updated", String(Date.now()));
     root.classList.remove("stale");
     document.getElementById("live-state").textContent = every;
+  }
+  function drawForecast(fc, error) {
+    var basis = document.getElementById("live-forecast-basis");
+    if (!basis) {
+      return;
+    }
+    if (!fc) {
+      basis.textContent = error ? labels.fc_failed + error : labels.fc_pending;
+      return;
+    }
+    basis.textContent = fc.plan_line + "; " + fc.basis + " (" + fc.tz_line + ")";
+    fill("live-forecast-lines", fc.by_lines.map(function (r) {
+      var lines = r.lines + (r.lines === fc.lines ? " (" + labels.fc_current + ")" : "");
+      return row([num(lines), r.finish_local || labels.fc_nothing,
+                  num(r.hours_from_open === null ? "" : r.hours_from_open), num(r.answered), num(r.left_over)],
+                 { "data-lines": r.lines });
+    }));
+    fill("live-forecast-queues", fc.callbacks.map(function (q) {
+      return row([q.label, num(q.today), num(q.tomorrow)], { "data-queue": q.queue });
+    }));
   }
   var every = document.getElementById("live-state").textContent;
   function stale() {
