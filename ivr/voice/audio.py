@@ -56,14 +56,16 @@ CUTOFF_HZ = 4000.0
 TRANSITION_HZ = 1200.0
 # Every phrase (synthetic, recorded, or composed from a voice pack's fragments) is brought to this
 # ACTIVE SPEECH LEVEL: the power of the 20 ms frames that carry speech (see speech_level_dbfs), so
-# pauses inside a phrase do not make it louder. Why -20 dBFS: the line is G.711, whose full scale
-# (0 dBFS) is its overload point, so the level is set by the peaks. Measured on espeak-ng phrases
-# and fragments, peaks stand 15-18 dB above the active level (human speech is similar); at -20
-# the peaks land at -2..-5 dBFS, just under PEAK_LIMIT_DBFS, so the limiter almost never has to
-# cut the gain and every phrase really ends at the same level. At the former -18 dBFS (whole-phrase
-# RMS) most espeak phrases hit the peak limit instead and came out 1-3 dB apart. Quieter would
-# only waste the codec's range (mu-law's noise is relative, but the far end's gain is not).
-TARGET_LEVEL_DBFS = -20.0
+# pauses inside a phrase do not make it louder or quieter. Why -21 dBFS: the line is G.711, whose
+# full scale (0 dBFS) is its overload point, so the level is set by the peaks. Measured on the
+# shipped templates and the voice-pack fragments spoken by espeak-ng (8 kHz, after the low-pass),
+# peaks stand 14-22 dB above the active level: median 17-20 dB, 90th percentile 19-20.4 dB.
+# Target = peak limit (-1 dBFS) - 20 dB: nine phrases in ten reach the level exactly and the
+# peakiest few end at most ~1-2 dB quieter (the limiter lowers their gain rather than clipping).
+# The former rule (-18 dBFS RMS of the whole phrase) left most phrases to the limiter, so their
+# levels spread by several dB; louder would only mean more of that, quieter wastes the codec's
+# range for nothing.
+TARGET_LEVEL_DBFS = -21.0
 TARGET_RMS_DBFS = TARGET_LEVEL_DBFS  # the former name, kept for callers
 PEAK_LIMIT_DBFS = -1.0
 LEVEL_FRAME_MS = 20

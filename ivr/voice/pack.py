@@ -193,7 +193,7 @@ def check_pack(root: Path, languages: Iterable[str] = PACK_LANGUAGES) -> PackRep
         usable = 0
         for fragment in needed:
             path = declared.get(fragment)
-            if path is None:
+            if path is None or not path.exists():  # not declared, or declared and not recorded yet
                 missing.append(fragment)
                 continue
             problem, warning = _check_file(path)
