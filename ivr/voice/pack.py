@@ -77,8 +77,10 @@ class VoicePack:
     conjunction: bool
     # language -> fragment id -> file named by the manifest (may not exist)
     declared: dict[str, dict[str, Path]]
-    _audio: dict[tuple[str, str], AudioSegment | None] = field(default_factory=dict, repr=False)
-    _digests: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    # (language, fragment) -> (the file's (mtime, size) when read, value): a re-recorded
+    # fragment is read again at its next use, no restart needed
+    _audio: dict[tuple[str, str], tuple[object, AudioSegment | None]] = field(default_factory=dict, repr=False)
+    _digests: dict[tuple[str, str], tuple[object, str]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def languages(self) -> list[str]:
@@ -88,14 +90,26 @@ class VoicePack:
         path = self.declared.get(language, {}).get(fragment)
         return path if path is not None and path.is_file() else None
 
+    def _stamp(self, language: str, fragment: str) -> tuple[Path | None, object]:
+        path = self.declared.get(language, {}).get(fragment)
+        if path is None:
+            return None, None
+        try:
+            stat = path.stat()
+        except OSError:
+            return None, None
+        return path, (stat.st_mtime_ns, stat.st_size)
+
     def audio(self, language: str, fragment: str) -> AudioSegment | None:
         """The fragment ready to play (8 kHz, trimmed, levelled), or None when the pack lacks it
-        or its file is unusable (then the synthetic voice says it). Loaded once per process."""
+        or its file is unusable (then the synthetic voice says it). Read once per version of
+        the file."""
         key = (language, fragment)
+        path, stamp = self._stamp(language, fragment)
         with self._lock:
-            if key in self._audio:
-                return self._audio[key]
-        path = self.path(language, fragment)
+            known = self._audio.get(key)
+        if known is not None and known[0] == stamp:
+            return known[1]
         audio: AudioSegment | None = None
         if path is not None:
             try:
@@ -104,7 +118,7 @@ class VoicePack:
                 log.warning("voice pack %s: fragment %s (%s) unusable, the synthetic voice says it: %s",
                             self.name, fragment, language, exc)
         with self._lock:
-            self._audio[key] = audio
+            self._audio[key] = (stamp, audio)
         return audio
 
     def usable(self, language: str, fragments: Iterable[str]) -> set[str]:
@@ -113,14 +127,14 @@ class VoicePack:
     def digest(self, language: str, fragment: str) -> str:
         """Content hash of a fragment's file: a re-recorded fragment changes every phrase's key."""
         key = (language, fragment)
+        path, stamp = self._stamp(language, fragment)
         with self._lock:
             known = self._digests.get(key)
-        if known is not None:
-            return known
-        path = self.path(language, fragment)
+        if known is not None and known[0] == stamp:
+            return known[1]
         value = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else "missing"
         with self._lock:
-            self._digests[key] = value
+            self._digests[key] = (stamp, value)
         return value
 
 

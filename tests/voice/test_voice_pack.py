@@ -307,3 +307,15 @@ def test_sample_context_phrase_through_the_pack(tone_pack: Path, tmp_path: Path,
     assert [p.fragment for p in parts if p.recorded] == [
         *fragments.money_fragments(Decimal("1800.50"), "RUB", "ru"),
         *fragments.date_fragments(context["block_date"], "ru", "gen")]
+
+
+def test_a_re_recorded_fragment_is_used_without_a_restart(tone_pack: Path, tmp_path: Path, engine: CountingEngine) -> None:
+    voice = PhraseVoice(AudioCache(tmp_path / "cache", engine), load_pack(tone_pack))
+    date = "первое марта"
+    ids = ["ord_1_nom", "month_3"]
+    before = voice.path_for(date, "ru", {date: ids})
+    write_tone_wav(tone_pack / "ru" / "month_3.wav", 1000, 8000, 0.5)  # a new, longer take
+    after = voice.path_for(date, "ru", {date: ids})
+    assert after != before
+    assert len(load_wav(after)) > len(load_wav(before)) + 250
+    assert engine.calls == []
