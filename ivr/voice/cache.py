@@ -32,6 +32,9 @@ PIPELINE_VERSION = "2"  # 2: loudness is the active speech level (audio.speech_l
 FILE_MODE = 0o640  # owner writes, the group (Asterisk) reads, others nothing
 DIR_MODE = 0o750
 EMPTY_PHRASE_MS = 200
+# The shipped voice pack is generated here (ivr.voice.pack); its fragments are sources, not
+# cached phrases, so prune() leaves them alone.
+SYNTHETIC_PACK_DIR = "voice-pack-synthetic"
 
 
 class AudioCache:
@@ -106,6 +109,8 @@ class AudioCache:
         limit = (time.time() if now is None else now) - older_than.total_seconds()
         removed = 0
         for path in self.root.rglob("*.wav"):
+            if path.relative_to(self.root).parts[0] == SYNTHETIC_PACK_DIR:
+                continue
             try:
                 if path.stat().st_mtime < limit:
                     path.unlink()

@@ -52,13 +52,14 @@ from ivr.voice.audio import (
     trim_silence,
     write_wav,
 )
+from ivr.voice.cache import SYNTHETIC_PACK_DIR
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.toml"
 FORMAT = 1
 SYNTHETIC = "synthetic"
-SYNTHETIC_DIR = "voice-pack-synthetic"
+SYNTHETIC_DIR = SYNTHETIC_PACK_DIR
 # A fragment is one or two words: longer is a wrong file (a whole phrase, a forgotten stop).
 MAX_FRAGMENT_SECONDS = 4.0
 # Silence left at each end of a trimmed fragment: fragments follow each other like words in a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -272,6 +273,11 @@ def test_synthetic_pack_is_generated_on_first_use(tmp_path: Path) -> None:
     assert check_pack(pack.root).complete
     again = pack_from_settings(settings, engine)
     assert again is not None and engine.calls == 242  # generated once, then read
+    # pruning the audio cache never eats the pack: its fragments are sources, not cached phrases
+    cache = AudioCache(tmp_path / "audio", engine)
+    phrase = cache.path_for("", "ru")
+    assert cache.prune(dt.timedelta(seconds=0), now=time.time() + 3600) == 1 and not phrase.exists()
+    assert check_pack(pack.root).complete
 
 
 def test_generator_speaks_fragments_with_espeak(tmp_path: Path, engine: CountingEngine) -> None:
