@@ -20,6 +20,7 @@ from ivr.cli import main
 from ivr.config import Settings
 from ivr.prompts import fragments
 from ivr.prompts.context import sample_context
+from ivr.prompts.words import date_words, money_words
 from ivr.voice.audio import (
     PEAK_LIMIT_DBFS,
     TARGET_LEVEL_DBFS,
@@ -325,3 +326,27 @@ def test_a_re_recorded_fragment_is_used_without_a_restart(tone_pack: Path, tmp_p
     assert after != before
     assert len(load_wav(after)) > len(load_wav(before)) + 250
     assert engine.calls == []
+
+
+@pytest.mark.parametrize(("language", "currency"), [("ru", "RUB"), ("uk", "UAH")])
+def test_boundary_amounts_and_dates_play_every_fragment_from_the_pack(
+        language: str, currency: str, tone_pack_master: Path, tmp_path: Path, engine: CountingEngine) -> None:
+    """Rendered audio, not just the plan: each boundary amount (with 0/1/2/5/11/21 kopecks) and a
+    date of every month is exactly its fragments' recordings one after another, nothing synthesised."""
+    pack = load_pack(tone_pack_master)
+    voice = PhraseVoice(AudioCache(tmp_path / "cache", engine), pack)
+    amounts = [Decimal(u) + Decimal(c) / 100
+               for u in (0, 1, 2, 5, 11, 12, 14, 21, 22, 25, 100, 101, 1000, 1001, 2000, 5000, 21000, 1_000_000)
+               for c in (0, 1, 2, 5, 11, 21)]
+    phrases = [(money_words(a, currency, language), fragments.money_fragments(a, currency, language)) for a in amounts]
+    for month in range(1, 13):
+        day = dt.date(2025, month, 1 + (month * 5) % 28)
+        phrases.append((date_words(day, language, case="gen"), fragments.date_fragments(day, language, "gen")))
+    for text, ids in phrases:
+        played = load_wav(voice.path_for(text, language, {text: ids}))
+        pieces = [pack.audio(language, f) for f in ids]
+        expected_ms = sum(len(p) for p in pieces if p is not None) + WORD_GAP_MS * (len(ids) - 1)
+        assert all(p is not None for p in pieces)
+        assert abs(len(played) - expected_ms) <= 2 * len(ids), text
+    assert engine.calls == []
+
