@@ -167,7 +167,21 @@ class PhraseVoice:
         parts = self.plan(text, language, spans)
         if not any(p.recorded for p in parts):
             return [text]
+        if self._composed_path(parts, language).is_file():
+            return []  # composed before: its synthetic parts are not needed again
         return [p.text for p in parts if not p.recorded]
+
+    def _composed_path(self, parts: Sequence[Part], language: str) -> Path:
+        """Where the composition of these parts is cached: keyed by every part's source (the
+        fragment file's content, the synthetic voice's key of the text) and the gaps."""
+        assert self.pack is not None
+        key_parts = [PIPELINE_VERSION, "composed", language]
+        for part in parts:
+            source = (self.pack.digest(language, part.fragment) if part.recorded and part.fragment
+                      else self.cache.key(part.text, language))
+            key_parts.append(f"{part.kind}:{part.gap_ms}:{source}")
+        key = hashlib.sha256("\0".join(key_parts).encode("utf-8")).hexdigest()
+        return self.cache.root / "composed" / language / key[:2] / f"{key}.wav"
 
     def path_for(self, text: str, language: str, spans: Spans | None = None) -> Path:
         parts = self.plan(text, language, spans)
@@ -176,13 +190,7 @@ class PhraseVoice:
             return self.cache.path_for(text, language)
         assert self.pack is not None
         pack = self.pack
-        key_parts = [PIPELINE_VERSION, "composed", language]
-        for part in parts:
-            source = (pack.digest(language, part.fragment) if part.recorded and part.fragment
-                      else self.cache.key(part.text, language))
-            key_parts.append(f"{part.kind}:{part.gap_ms}:{source}")
-        key = hashlib.sha256("\0".join(key_parts).encode("utf-8")).hexdigest()
-        path = self.cache.root / "composed" / language / key[:2] / f"{key}.wav"
+        path = self._composed_path(parts, language)
         if path.is_file():
             self.cache.touch(path)
             return path

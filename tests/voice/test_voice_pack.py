@@ -177,7 +177,9 @@ def test_a_phrase_is_composed_from_recordings_and_espeak(tone_pack: Path, tmp_pa
     cache = AudioCache(tmp_path / "cache", engine)
     voice = PhraseVoice(cache, load_pack(tone_pack))
     text = f"Ваш долг {AMOUNT}."
+    assert voice.synthetic_texts(text, "ru", {AMOUNT: AMOUNT_IDS}) == ["Ваш долг", "восемьсот"]
     path = voice.path_for(text, "ru", {AMOUNT: AMOUNT_IDS})
+    assert voice.synthetic_texts(text, "ru", {AMOUNT: AMOUNT_IDS}) == []  # composed: nothing to make ahead
 
     assert path.parent.parent.parent.name == "composed"
     info = wav_info(path)
