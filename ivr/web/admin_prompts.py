@@ -288,26 +288,26 @@ async def _preview_response(request: Request, name: str, lang: str, stage: str |
     except TemplateProblem as exc:
         return await _editor(request, name, lang, stage, body=body, account=account, error=str(exc), status_code=400)
     try:
-        parts, spans = await run_in_threadpool(_voice_parts, web, text, lang, context)
+        parts, spans, pack_name = await run_in_threadpool(_voice_parts, web, text, lang, context)
     except Exception as exc:  # a broken pack or missing engine must not cost the text preview
         log.error("voice-pack preview failed: %s", exc)
-        parts, spans = [], {}
+        parts, spans, pack_name = [], {}, ""
     digest = register_preview(web, text, lang, spans)
     preview = {"text": text, "audio_url": f"/admin/audio/{digest}", "account_label": label, "parts": parts,
-               "recorded": any(p["kind"] == "recorded" for p in parts)}
+               "pack": pack_name}
     return await _editor(request, name, lang, stage, body=body, preview=preview, account=account)
 
 
-def _voice_parts(web: WebContext, text: str, lang: str, context: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
+def _voice_parts(web: WebContext, text: str, lang: str, context: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, list[str]], str]:
     """Which parts of the preview the voice pack says (recorded) and which espeak-ng does."""
     from ivr.prompts.fragments import spans_from_context
     from ivr.voice.compose import describe
 
     voice = phrase_voice(web)
     if voice.pack is None:
-        return [], {}
+        return [], {}, ""
     spans = spans_from_context(context, conjunction=voice.conjunction)
-    return describe(voice.plan(text, lang, spans)), spans
+    return describe(voice.plan(text, lang, spans)), spans, str(voice.pack.name)
 
 
 async def prompt_preview(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 STRINGS: dict[str, dict[str, str]] = {
     "ru": {
         "vp_parts_intro": "Кто что говорит:",
+        "vp_pack": "Голосовой пакет: {name}",
         "vp_recorded": "запись из голосового пакета",
         "vp_synthetic": "синтезатор речи (espeak-ng)",
         "vp_legend": "Зелёным — фрагменты, записанные диктором (голосовой пакет); серым — то, что говорит синтезатор: "
@@ -12,6 +13,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "uk": {
         "vp_parts_intro": "Хто що каже:",
+        "vp_pack": "Голосовий пакет: {name}",
         "vp_recorded": "запис із голосового пакета",
         "vp_synthetic": "синтезатор мовлення (espeak-ng)",
         "vp_legend": "Зеленим — фрагменти, записані диктором (голосовий пакет); сірим — те, що каже синтезатор: "
@@ -19,6 +21,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "en": {
         "vp_parts_intro": "Who says what:",
+        "vp_pack": "Voice pack: {name}",
         "vp_recorded": "recording from the voice pack",
         "vp_synthetic": "speech synthesiser (espeak-ng)",
         "vp_legend": "Green: fragments a speaker recorded (the voice pack); grey: what the synthesiser says, the "

@@ -352,3 +352,10 @@ def test_boundary_amounts_and_dates_play_every_fragment_from_the_pack(
         assert abs(len(played) - expected_ms) <= 2 * len(ids), text
     assert engine.calls == []
 
+
+
+def test_list_command_is_the_recording_script(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--env-file", "/nonexistent", "voice-pack", "list", "--lang", "uk"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 121
+    assert "uk\tmonth_11\tuk/month_11.wav\tлистопада" in lines and "uk\tand\tuk/and.wav\tта" in lines

@@ -57,6 +57,7 @@ def _check_preview(admin: Browser, db: Database, settings: Settings) -> None:
     assert parts[7] == ("synthetic", "", "Оплатите до")
     assert all(kind == "recorded" for kind, _f, _t in parts[8:]) and parts[-1][1].startswith("month_")
     assert "Зелёным — фрагменты, записанные диктором" in response.text
+    assert "Голосовой пакет: tones" in response.text
 
     src = response.text.split('id="preview-audio"')[0].rsplit('src="', 1)[1].split('"')[0]
     audio = admin.get(src)
