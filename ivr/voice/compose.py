@@ -67,9 +67,11 @@ def find_spans(text: str, spans: Spans) -> list[tuple[int, int, Sequence[str]]]:
     Case-insensitive ({{ amount_words | ucfirst }} starts a sentence) and on word boundaries
     ("первое ноября" is not found inside "двадцать первое ноября"); longer spans first."""
     folded = text.lower()
+    if len(folded) != len(text):  # a character whose lower case is longer: match case-sensitively
+        folded = text
     taken: list[tuple[int, int, Sequence[str]]] = []
     for span_text in sorted(spans, key=len, reverse=True):
-        needle = span_text.lower()
+        needle = span_text.lower() if folded is not text else span_text
         if not needle or len(needle) != len(span_text):
             continue
         start = folded.find(needle)
