@@ -50,6 +50,9 @@ class WebContext:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # digest -> (text, language) of recent prompt previews (see admin_prompts)
     previews: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
+    # issue 16: digest -> voice-pack spans of that preview; the PhraseVoice (built on first use)
+    preview_spans: dict[str, Any] = field(default_factory=dict)
+    phrase_voice: Any = None
 
     def now(self) -> dt.datetime:
         return self.clock.now()
