@@ -1502,3 +1502,8 @@ from ivr.web.strings_forecast import STRINGS as _S_forecast  # noqa: E402
 
 RU.update(_S_forecast["ru"])
 EN.update(_S_forecast["en"])
+
+from ivr.web.strings_wizard import STRINGS as _S_wizard  # noqa: E402
+
+RU.update(_S_wizard["ru"])
+EN.update(_S_wizard["en"])
