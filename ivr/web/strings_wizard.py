@@ -124,6 +124,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "rep_csv_table": "CSV",
         "rep_csv_table_ru": "CSV для Excel (;)",
         "rep_csv_help": "«CSV для Excel» — разделитель «;» и десятичная запятая: так файл открывается в Excel с русскими настройками.",
+        "err_report_sep": "Неизвестный разделитель «{value}»; возможны: {known}",
     },
     "uk": {
         "imp_wizard_help": "Спочатку файл показується в попередньому перегляді: нічого не зберігається, доки ви не підтвердите завантаження.",
@@ -245,6 +246,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "rep_csv_table": "CSV",
         "rep_csv_table_ru": "CSV для Excel (;)",
         "rep_csv_help": "«CSV для Excel» — роздільник «;» і десяткова кома: так файл відкривається в Excel з українськими чи російськими налаштуваннями.",
+        "err_report_sep": "Невідомий роздільник «{value}»; можливі: {known}",
     },
     "en": {
         "imp_wizard_help": "The file is shown in a preview first: nothing is stored until you confirm the import.",
@@ -366,5 +368,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "rep_csv_table": "CSV",
         "rep_csv_table_ru": "CSV for Excel (;)",
         "rep_csv_help": "\"CSV for Excel\" uses \";\" and a decimal comma: the way Excel with Russian settings opens it.",
+        "err_report_sep": "Unknown separator \"{value}\"; known: {known}",
     },
 }
