@@ -1,6 +1,6 @@
 """The billing import wizard: upload, preview, confirm, then the import in the background.
 
-1. Upload (POST /admin/import/upload): the file is kept under the upload directory with a random
+1. Upload (POST /admin/import, or /admin/import/upload): the file is kept under the upload directory with a random
    name; nothing is read into the database.
 2. Preview (/admin/import/preview/<token>): the detected encoding and delimiter (editable), the
    first rows as they will be read, the column mapping (editable; the last confirmed mapping of
@@ -314,10 +314,13 @@ async def preview_page(request: Request) -> Response:
         preview = await run_in_threadpool(preview_file, data_path, kind, settings=web.settings, today=web.today(),
                                           encoding=encoding, delimiter=delimiter, choice=choice, saved=saved)
     except CsvFileError as exc:
+        # not a CSV file at all: nothing to preview; the upload form again, with the reason
+        log.info("%s preview of %s refused: %s", kind, meta.get("filename", ""), exc)
         message = t(request, "err_import_file", name=meta.get("filename", ""),
                     reason=file_error_text(translator(lang_of(request)), str(exc)))
-        return render(request, "admin/import_preview.html", _preview_context(request, token, meta, None, message),
-                      status_code=400)
+        for path in _upload_paths(web, token):
+            path.unlink(missing_ok=True)
+        return await import_page(request, message, kind, 400)
     return render(request, "admin/import_preview.html", _preview_context(request, token, meta, preview))
 
 
@@ -486,6 +489,8 @@ async def rejected_csv(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
+        Route("/admin/import", import_page, methods=["GET"]),
+        Route("/admin/import", upload, methods=["POST"]),
         Route("/admin/import/upload", upload, methods=["POST"]),
         Route("/admin/import/preview/{token:str}", preview_page, methods=["GET", "POST"]),
         Route("/admin/import/jobs/{job_id:str}.json", job_json, methods=["GET"]),

@@ -106,10 +106,10 @@ def test_admin_templates_windows_classifier_import(chromium: Any, live_server: L
         page.click("#import-form button[type=submit]")
         page.wait_for_selector("#preview-form")  # the wizard's preview first (issue 14), then confirm
         page.click("#confirm")
-        page.wait_for_selector("#job-stored", timeout=60_000)  # the job page reloads when the import is done
-        assert page.locator("#job-stored").inner_text() == "1"
-        assert page.locator("#job-rejected").inner_text() == "2"
-        lines = page.locator("#job-problems tbody tr td:first-child").all_inner_texts()
+        page.wait_for_selector("#rows-ok", timeout=60_000)  # the job page reloads when the import is done
+        assert page.locator("#rows-ok").inner_text() == "1"
+        assert page.locator("#rows-bad").inner_text() == "2"
+        lines = page.locator("#bad-rows tbody tr td:first-child").all_inner_texts()
         assert lines == ["3", "4"]
         screenshot(page, "import-report")
     finally:

@@ -80,9 +80,9 @@ def test_wizard_catches_the_wrong_delimiter_and_stores_only_on_confirm(chromium:
 
         # 3. confirm: the import runs in the background; the page follows it to the report
         page.click("#confirm")
-        page.wait_for_selector("#job-stored", timeout=60_000)
-        assert page.locator("#job-stored").inner_text() == "2"
-        assert page.locator("#job-rejected").inner_text() == "1"
+        page.wait_for_selector("#rows-ok", timeout=60_000)
+        assert page.locator("#rows-ok").inner_text() == "2"
+        assert page.locator("#rows-bad").inner_text() == "1"
         assert _stored(live_server) == (["W-1", "W-3"], 1)
         with live_server.db.sessions() as s:
             mapping = s.get(ImportMapping, "accounts")
