@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.billing.columns import ColumnMap, Resolved, fields_of, normalize_header
-from ivr.billing.csvread import BrokenRecord, CsvFileError, open_csv
+from ivr.billing.csvread import BrokenRecord, CsvFileError, CsvSource, open_csv
 from ivr.billing.parse import AccountParser, PaymentParser, RowError, broken_record_error
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Preview",
     "build_resolved",
     "is_warning",
+    "open_chosen",
     "original_lines",
     "preview_file",
     "suggest_mapping",
@@ -35,6 +36,9 @@ __all__ = [
 
 SAMPLE_ROWS = 10
 SHOWN_PROBLEMS = 200
+# Rows the preview checks: every row of any ordinary export; past this the import itself reports
+# the rest (a preview read again on every click must not take minutes).
+CHECKED_ROWS = 200_000
 MAX_PHONE_COLUMNS = 3
 ColumnChoice = dict[str, list[str]]  # field -> the file's column names (phones: in priority order)
 
@@ -140,6 +144,7 @@ class Preview:
     rejected_count: int = 0
     warnings: list[RowError] = field(default_factory=list)
     width_mismatch: int = 0  # rows whose number of fields is not the header's
+    complete: bool = True  # False: only the first CHECKED_ROWS rows were checked
     sha256: str = ""
     size: int = 0
 
@@ -156,13 +161,28 @@ class Preview:
         return self.rows_read > 0 and self.width_mismatch * 2 >= self.rows_read
 
 
+def _not_in(encoding: str, exc: UnicodeDecodeError) -> CsvFileError:
+    label = {"utf-8-sig": "UTF-8", "utf-8": "UTF-8", "cp1251": "Windows-1251"}.get(encoding, encoding)
+    return CsvFileError(f"the file cannot be read as {label} (byte 0x{exc.object[exc.start]:02x}): "
+                        "choose the other encoding")
+
+
+def open_chosen(path: Path | str, encoding: str | None, delimiter: str | None) -> CsvSource:
+    """open_csv with the admin's choices; an encoding that cannot read the file is a CsvFileError
+    (the admin's mistake, said as such), not a decoding traceback."""
+    try:
+        return open_csv(path, encoding=encoding, delimiter=delimiter)
+    except UnicodeDecodeError as exc:
+        raise _not_in(encoding or "", exc) from None
+
+
 def preview_file(path: Path | str, kind: str, *, settings: Any, today: dt.date,
                  encoding: str | None = None, delimiter: str | None = None,
                  choice: Mapping[str, list[str]] | None = None,
                  saved: Mapping[str, Any] | None = None) -> Preview:
     """Read the whole file as the import would and report it; CsvFileError when it cannot be
     read at all. `choice` is the admin's mapping (None: the saved one, else the defaults)."""
-    src = open_csv(path, encoding=encoding, delimiter=delimiter)
+    src = open_chosen(path, encoding, delimiter)
     try:
         header = src.header
         chosen = dict(choice) if choice is not None else suggest_mapping(kind, header, saved)
@@ -177,8 +197,7 @@ def preview_file(path: Path | str, kind: str, *, settings: Any, today: dt.date,
         try:
             _check_rows(preview, src.rows(), settings=settings, today=today)
         except UnicodeDecodeError as exc:
-            raise CsvFileError(f"the file cannot be read as {src.encoding_label} "
-                               f"(byte 0x{exc.object[exc.start]:02x}): choose the other encoding") from None
+            raise _not_in(src.encoding, exc) from None
         return preview
     finally:
         src.close()
@@ -204,6 +223,9 @@ def _check_rows(preview: Preview, rows: Iterable[tuple[int, list[str] | BrokenRe
             preview.rejected.append(err)
 
     for line, fields in rows:
+        if preview.rows_read >= CHECKED_ROWS:
+            preview.complete = False
+            break
         preview.rows_read += 1
         if len(preview.sample) < SAMPLE_ROWS:
             shown = fields if isinstance(fields, list) else [fields.text]

@@ -24,12 +24,13 @@ import datetime as dt
 import io
 import json
 import logging
+import multiprocessing as mp
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from starlette.routing import BaseRoute, Route
 
 from ivr import csvsafe
 from ivr.billing.columns import fields_of
-from ivr.billing.csvread import ENCODINGS, CsvFileError, open_csv
+from ivr.billing.csvread import ENCODINGS, CsvFileError
 from ivr.billing.parse import RowError
 from ivr.billing.wizard import (
     MAX_PHONE_COLUMNS,
@@ -53,6 +54,7 @@ from ivr.billing.wizard import (
     Preview,
     build_resolved,
     is_warning,
+    open_chosen,
     original_lines,
     preview_file,
 )
@@ -79,6 +81,10 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 DELIMITER_CHOICES = ((";", "imp_delim_semicolon"), (",", "imp_delim_comma"), ("\t", "imp_delim_tab"),
                      ("|", "imp_delim_bar"))
 ENCODING_LABELS = {"utf-8-sig": "UTF-8 (BOM)", "utf-8": "UTF-8", "cp1251": "Windows-1251"}
+# From this size the preview reads the file in a child process: parsing is CPU work that would
+# otherwise hold the web process's interpreter lock for seconds, and `ivr run` serves the
+# FastAGI calls from that same process.
+PREVIEW_IN_PROCESS_BYTES = 2 << 20
 UPLOAD_TTL = dt.timedelta(days=1)  # previews never confirmed are removed after this
 SHOWN_REPORT_ERRORS = 1000
 KEPT_JOBS = 50
@@ -273,6 +279,14 @@ def _form_format(form: FormData | None) -> tuple[str | None, str | None, bool]:
     return encoding, delim, changed
 
 
+def run_preview(path: Path, kind: str, **kw: Any) -> Preview:
+    """preview_file, in a spawned child process for a big file (blocking: call it off the loop)."""
+    if path.stat().st_size < PREVIEW_IN_PROCESS_BYTES:
+        return preview_file(path, kind, **kw)
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(preview_file, path, kind, **kw).result()
+
+
 def _preview_context(request: Request, token: str, meta: dict[str, Any], preview: Preview | None,
                      error: str = "") -> dict[str, Any]:
     tr = translator(lang_of(request))
@@ -282,6 +296,7 @@ def _preview_context(request: Request, token: str, meta: dict[str, Any], preview
         "token": token, "kind": kind, "filename": meta.get("filename", ""), "error": error, "preview": preview,
         "fields": [(n, field_label(tr, n), n in required) for n in names], "encodings": ENCODING_LABELS,
         "delimiters": DELIMITER_CHOICES, "phone_slots": range(MAX_PHONE_COLUMNS), "problems": [], "warnings": [],
+        "chosen_encoding": preview.encoding if preview else "", "chosen_delimiter": preview.delimiter if preview else "",
     }
     if preview is not None:
         columns = dict(preview.resolved.names)
@@ -311,13 +326,17 @@ async def preview_page(request: Request) -> Response:
         return await _confirm(request, user.username, token, data_path, meta, encoding, delimiter, choice or {})
     saved = await in_db(request, lambda s: _saved_mapping(s, kind))
     try:
-        preview = await run_in_threadpool(preview_file, data_path, kind, settings=web.settings, today=web.today(),
+        preview = await run_in_threadpool(run_preview, data_path, kind, settings=web.settings, today=web.today(),
                                           encoding=encoding, delimiter=delimiter, choice=choice, saved=saved)
     except CsvFileError as exc:
-        # not a CSV file at all: nothing to preview; the upload form again, with the reason
         log.info("%s preview of %s refused: %s", kind, meta.get("filename", ""), exc)
         message = t(request, "err_import_file", name=meta.get("filename", ""),
                     reason=file_error_text(translator(lang_of(request)), str(exc)))
+        if form is not None:  # the admin's encoding or delimiter: let them choose another
+            context = _preview_context(request, token, meta, None, message)
+            context.update({"chosen_encoding": encoding or "", "chosen_delimiter": delimiter or ""})
+            return render(request, "admin/import_preview.html", context, status_code=400)
+        # not a CSV file at all: nothing to preview; the upload form again, with the reason
         for path in _upload_paths(web, token):
             path.unlink(missing_ok=True)
         return await import_page(request, message, kind, 400)
@@ -330,7 +349,7 @@ async def _confirm(request: Request, username: str, token: str, data_path: Path,
     kind = meta["kind"]
 
     def header_of() -> tuple[list[str], str, str, int]:
-        src = open_csv(data_path, encoding=encoding, delimiter=delimiter)
+        src = open_chosen(data_path, encoding, delimiter)
         try:
             return src.header, src.encoding, src.delimiter, src.size
         finally:
@@ -347,7 +366,7 @@ async def _confirm(request: Request, username: str, token: str, data_path: Path,
     _names, required = fields_of(kind)
     if twice or any(n not in resolved.index for n in required):
         # the form was changed by hand or the mapping is incomplete: show the preview again
-        preview = await run_in_threadpool(preview_file, data_path, kind, settings=web.settings, today=web.today(),
+        preview = await run_in_threadpool(run_preview, data_path, kind, settings=web.settings, today=web.today(),
                                           encoding=encoding, delimiter=delimiter, choice=choice)
         return render(request, "admin/import_preview.html",
                       _preview_context(request, token, meta, preview, t(request, "imp_not_ready")), status_code=400)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from ivr.db.models import Account, ImportMapping, ImportRun
@@ -216,3 +218,69 @@ def test_preview_needs_an_admin_and_a_real_token(db: Database, as_admin: Browser
     assert operator.get(f"/admin/import/preview/{token}").status_code == 403
     assert as_admin.get("/admin/import/preview/..%2F..%2Fweb_secret").status_code == 404
     assert as_admin.get("/admin/import/preview/" + "x" * 32).status_code == 404
+
+
+def test_confirmed_import_runs_in_the_background(db: Database, as_admin: Browser, app: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the import runs, the web process answers: the job's page says it is running."""
+    from ivr.billing import importer
+
+    started, gate = threading.Event(), threading.Event()
+    real = importer.import_accounts
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert gate.wait(60), "the test never released the import"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "import_accounts", held)
+    token = upload(as_admin, GOOD.encode("utf-8"))
+    html = as_admin.get(f"/admin/import/preview/{token}").text
+    response = as_admin.post(f"/admin/import/preview/{token}", {**form_of(html), "action": "confirm"})
+    assert response.status_code == 303
+    job_url = response.headers["location"]
+    try:
+        assert started.wait(60)
+        page = as_admin.get(job_url)
+        assert page.status_code == 200 and 'data-status="running"' in page.text and 'id="job-progress"' in page.text
+        assert as_admin.get(job_url + ".json").json()["status"] == "running"
+        assert accounts(db) == []
+    finally:
+        gate.set()
+    job = worker_of_app(app).get(job_url.rsplit("/", 1)[1])
+    job.future.result(timeout=60)
+    done = as_admin.get(job_url)
+    assert 'data-status="done"' in done.text and re.search(r'id="rows-ok">2<', done.text)
+    assert accounts(db) == ["G-1", "G-3"]
+
+
+def test_big_file_preview_is_read_in_a_child_process(db: Database, as_admin: Browser,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivr.web import admin_import
+
+    monkeypatch.setattr(admin_import, "PREVIEW_IN_PROCESS_BYTES", 0)  # every file is "big"
+    calls: list[int] = []
+    real = admin_import.ProcessPoolExecutor
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(admin_import, "ProcessPoolExecutor", counted)
+    token = upload(as_admin, GOOD.encode("utf-8"))
+    html = as_admin.get(f"/admin/import/preview/{token}").text
+    assert calls == [1]
+    assert re.search(r'id="preview-good">2<', html) and re.search(r'id="preview-bad">1<', html)
+
+
+def test_a_wrong_encoding_choice_is_said_and_can_be_changed(db: Database, as_admin: Browser) -> None:
+    token = upload(as_admin, GOOD.encode("cp1251"))
+    html = as_admin.get(f"/admin/import/preview/{token}").text
+    assert selected(html, "encoding") == "cp1251"
+    page = as_admin.post(f"/admin/import/preview/{token}", {**form_of(html), "encoding": "utf-8", "action": "preview"})
+    assert page.status_code == 400
+    assert "файл не читается в выбранной кодировке" in page.text and selected(page.text, "encoding") == "utf-8"
+    again = as_admin.post(f"/admin/import/preview/{token}", {"encoding": "cp1251", "delimiter": ";",
+                                                            "action": "preview"})
+    assert again.status_code == 200 and re.search(r'id="preview-good">2<', again.text)
+    assert accounts(db) == []
