@@ -214,8 +214,8 @@ def _save_upload(web: WebContext, data: bytes, meta: dict[str, Any]) -> str:
 
 async def import_page(request: Request, error: str = "", kind: str = "accounts", status_code: int = 200) -> Response:
     await require(request, "admin")
-    return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                 "error": error}, status_code=status_code)
+    return render(request, "admin/import.html", {"kinds": IMPORT_KINDS, "kind": kind, "error": error},
+                  status_code=status_code)
 
 
 async def upload(request: Request) -> Response:
