@@ -347,6 +347,9 @@ async def _confirm(request: Request, username: str, token: str, data_path: Path,
                    encoding: str | None, delimiter: str | None, choice: dict[str, list[str]]) -> Response:
     web = ctx(request)
     kind = meta["kind"]
+    earlier = worker_of(request).get(str(meta.get("job", "")))
+    if earlier is not None:  # confirm pressed twice, or the back button: one import per upload
+        return redirect(f"/admin/import/jobs/{earlier.id}")
 
     def header_of() -> tuple[list[str], str, str, int]:
         src = open_chosen(data_path, encoding, delimiter)
@@ -394,6 +397,8 @@ async def _confirm(request: Request, username: str, token: str, data_path: Path,
             for path in _upload_paths(web, token):
                 path.unlink(missing_ok=True)
 
+    meta_path = _upload_paths(web, token)[1]
+    await run_in_threadpool(meta_path.write_text, json.dumps({**meta, "job": job.id}, ensure_ascii=False), "utf-8")
     worker_of(request).submit(job, work)
     log.info("%s import %s of %s confirmed by %s", kind, job.id, job.filename, username)
     return redirect(f"/admin/import/jobs/{job.id}")

@@ -284,3 +284,21 @@ def test_a_wrong_encoding_choice_is_said_and_can_be_changed(db: Database, as_adm
                                                             "action": "preview"})
     assert again.status_code == 200 and re.search(r'id="preview-good">2<', again.text)
     assert accounts(db) == []
+
+
+def test_confirm_twice_imports_once(db: Database, as_admin: Browser, app: Any,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivr.billing import importer
+
+    gate = threading.Event()
+    real = importer.import_accounts
+    monkeypatch.setattr(importer, "import_accounts", lambda *a, **kw: gate.wait(60) and real(*a, **kw))
+    token = upload(as_admin, GOOD.encode("utf-8"))
+    data = {**form_of(as_admin.get(f"/admin/import/preview/{token}").text), "action": "confirm"}
+    first = as_admin.post(f"/admin/import/preview/{token}", data)
+    second = as_admin.post(f"/admin/import/preview/{token}", data)  # while the first still runs
+    gate.set()
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    worker_of_app(app).get(first.headers["location"].rsplit("/", 1)[1]).future.result(timeout=60)
+    assert runs(db) == 1 and accounts(db) == ["G-1", "G-3"]
