@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "open_chosen",
     "original_lines",
     "preview_file",
+    "reject_unknown_accounts",
     "suggest_mapping",
 ]
 
@@ -145,6 +146,8 @@ class Preview:
     warnings: list[RowError] = field(default_factory=list)
     width_mismatch: int = 0  # rows whose number of fields is not the header's
     complete: bool = True  # False: only the first CHECKED_ROWS rows were checked
+    # payments: (line, account) of every good row, for the check against the database
+    payment_accounts: list[tuple[int, str]] = field(default_factory=list)
     sha256: str = ""
     size: int = 0
 
@@ -256,6 +259,8 @@ def _check_rows(preview: Preview, rows: Iterable[tuple[int, list[str] | BrokenRe
         for err in problems:
             if len(preview.warnings) < SHOWN_PROBLEMS:
                 preview.warnings.append(err)
+        if preview.kind == "payments":
+            preview.payment_accounts.append((line, row.account))
         preview.rows_good += 1
 
 
@@ -275,3 +280,19 @@ def original_lines(path: Path | str, encoding: str, numbers: Iterable[int]) -> d
             if number >= last:
                 break
     return out
+
+
+def reject_unknown_accounts(preview: Preview, known: Callable[[list[str]], set[str]], chunk: int = 1000) -> None:
+    """Payments: move the rows whose account the database does not know to the rejected ones
+    (`known(ids)` answers which of the ids exist; read-only), as the import would reject them."""
+    accounts = sorted({acc for _line, acc in preview.payment_accounts})
+    found: set[str] = set()
+    for start in range(0, len(accounts), chunk):
+        found |= known(accounts[start:start + chunk])
+    unknown = [(line, acc) for line, acc in preview.payment_accounts if acc not in found]
+    if not unknown:
+        return
+    preview.rows_good -= len(unknown)
+    preview.rejected_count += len(unknown)
+    extra = [RowError(line, f"unknown account {acc!r}", "account", acc) for line, acc in unknown]
+    preview.rejected = sorted(preview.rejected + extra, key=lambda e: e.line)[:SHOWN_PROBLEMS]

@@ -57,8 +57,9 @@ from ivr.billing.wizard import (
     open_chosen,
     original_lines,
     preview_file,
+    reject_unknown_accounts,
 )
-from ivr.db.models import ImportMapping, ImportRun, utcnow
+from ivr.db.models import Account, ImportMapping, ImportRun, utcnow
 from ivr.web.admin_data import IMPORT_KINDS, MAX_UPLOAD_BYTES
 from ivr.web.common import (
     WebContext,
@@ -340,7 +341,13 @@ async def preview_page(request: Request) -> Response:
         for path in _upload_paths(web, token):
             path.unlink(missing_ok=True)
         return await import_page(request, message, kind, 400)
+    if preview.kind == "payments" and preview.payment_accounts:
+        await in_db(request, lambda s: reject_unknown_accounts(preview, lambda ids: _known_accounts(s, ids)))
     return render(request, "admin/import_preview.html", _preview_context(request, token, meta, preview))
+
+
+def _known_accounts(session: Session, ids: list[str]) -> set[str]:
+    return set(session.scalars(select(Account.external_id).where(Account.external_id.in_(ids))))
 
 
 async def _confirm(request: Request, username: str, token: str, data_path: Path, meta: dict[str, Any],

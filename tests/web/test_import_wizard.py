@@ -302,3 +302,19 @@ def test_confirm_twice_imports_once(db: Database, as_admin: Browser, app: Any,
     assert first.headers["location"] == second.headers["location"]
     worker_of_app(app).get(first.headers["location"].rsplit("/", 1)[1]).future.result(timeout=60)
     assert runs(db) == 1 and accounts(db) == ["G-1", "G-3"]
+
+
+def test_payments_preview_rejects_unknown_accounts_without_storing(db: Database, as_admin: Browser, app: Any) -> None:
+    upload_and_confirm(as_admin, "accounts", GOOD.encode("utf-8"))
+    payments = ("Номер платежа;Лицевой счёт;Сумма;Дата платежа\n"
+                "P-1;G-1;100,00;18.11.2025\n"
+                "P-2;NOPE;10,00;18.11.2025\n"
+                "P-3;G-3;abc;18.11.2025\n")
+    token = upload(as_admin, payments.encode("utf-8"), kind="payments")
+    html = as_admin.get(f"/admin/import/preview/{token}").text
+    assert re.search(r'id="preview-good">1<', html) and re.search(r'id="preview-bad">2<', html)
+    assert [r[0] for r in table(html, "preview-rejected")] == ["3", "4"]
+    assert "«Лицевой счёт»: лицевой счёт «NOPE» не найден" in html
+    assert runs(db) == 1  # the accounts import only
+    done = confirm(as_admin, app, token, form_of(html))
+    assert re.search(r'id="rows-ok">1<', done.text) and re.search(r'id="rows-bad">2<', done.text)
