@@ -453,6 +453,19 @@ class ImportRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ImportMapping(Base):
+    """The column mapping an admin confirmed in the import wizard, per kind of file: offered
+    again for the next file of that kind (billing exports keep their columns)."""
+
+    __tablename__ = "import_mappings"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # accounts | payments
+    # field -> the file's column names (phones: several, in priority order)
+    columns: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class LineLease(Base):
     """One line slot of one Asterisk server, shared by every dialer (issue 15).
 

@@ -1,16 +1,14 @@
-"""Admin pages for data and people: billing import by upload, the opt-out list, users and API
-tokens."""
+"""Admin pages for data and people: the opt-out list, users and API tokens (billing import by
+upload: ivr.web.admin_import)."""
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,51 +38,7 @@ IMPORT_KINDS = ("accounts", "payments")
 
 # --- billing import -----------------------------------------------------------------------------
 
-async def import_page(request: Request) -> Response:
-    await require(request, "admin")
-    return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": "accounts"})
-
-
-def run_import(kind: str, sessions: Any, data: bytes, *, settings: Any, today: Any, filename: str) -> Any:
-    from ivr.billing.importer import import_accounts, import_payments
-
-    fn = import_accounts if kind == "accounts" else import_payments
-    return fn(sessions, io.BytesIO(data), settings=settings, today=today, filename=filename)
-
-
-async def import_upload(request: Request) -> Response:
-    user = await require(request, "admin")
-    form = await checked_form(request)
-    web = ctx(request)
-    kind = form_str(form, "kind")
-    upload = form.get("file")
-    if kind not in IMPORT_KINDS:
-        raise HTTPException(400, t(request, "err_choice"))
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_no_file")}, status_code=400)
-    data = await upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_file_too_big", mb=MAX_UPLOAD_BYTES // 2**20)},
-                      status_code=400)
-    from starlette.concurrency import run_in_threadpool
-
-    from ivr.billing.columns import ColumnError
-    from ivr.billing.importer import ImportFileError
-
-    filename = upload.filename
-    try:
-        report = await run_in_threadpool(run_import, kind, web.sessions, data, settings=web.settings,
-                                         today=web.today(), filename=filename)
-    except ImportFileError as exc:  # the file as a whole cannot be read: the CLI's message, on the form
-        log.info("%s import of %s by %s refused: %s", kind, filename, user.username, exc)
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_import_file", name=filename, reason=str(exc))},
-                      status_code=422 if isinstance(exc, ColumnError) else 400)
-    log.info("%s import of %s by %s: %s", kind, filename, user.username, report.summary())
-    return render(request, "admin/import.html", {"report": report, "kinds": IMPORT_KINDS, "kind": kind,
-                                                 "filename": filename})
+# The upload form, the preview, confirm and the history: ivr.web.admin_import (the import wizard).
 
 
 # --- opt-outs -----------------------------------------------------------------------------------
@@ -276,8 +230,6 @@ async def token_revoke(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/admin/import", import_page, methods=["GET"]),
-        Route("/admin/import", import_upload, methods=["POST"]),
         Route("/admin/optouts", optouts_page, methods=["GET"]),
         Route("/admin/optouts", optout_add, methods=["POST"]),
         Route("/admin/optouts/{optout_id:int}/delete", optout_delete, methods=["POST"]),

@@ -32,6 +32,7 @@ from ivr.web import (
     account_page,
     admin,
     admin_data,
+    admin_import,
     admin_outbox,
     admin_prompts,
     api,
@@ -274,6 +275,7 @@ def create_app(
         *account_page.routes(),
         *admin.routes(),
         *admin_data.routes(),
+        *admin_import.routes(),  # issue 14: the import wizard
         *admin_outbox.routes(),
         *admin_prompts.routes(),
         *reports.routes(),

@@ -1507,3 +1507,8 @@ from ivr.web.strings_voicepack import STRINGS as _S_voicepack  # noqa: E402
 
 RU.update(_S_voicepack["ru"])
 EN.update(_S_voicepack["en"])
+
+from ivr.web.strings_wizard import STRINGS as _S_wizard  # noqa: E402
+
+RU.update(_S_wizard["ru"])
+EN.update(_S_wizard["en"])
