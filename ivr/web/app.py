@@ -34,6 +34,7 @@ from ivr.web import (
     admin_data,
     admin_outbox,
     admin_prompts,
+    admin_settings,
     api,
     i18n,
     live,
@@ -276,6 +277,7 @@ def create_app(
         *admin_data.routes(),
         *admin_outbox.routes(),
         *admin_prompts.routes(),
+        *admin_settings.routes(),  # issue 14: runtime settings and the legal-hours limits
         *reports.routes(),
         *live.routes(),  # issue 13: the live page and pauses
         *media.routes(),  # issue 15: call audio for Asterisk's HTTP media cache

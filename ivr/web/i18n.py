@@ -1502,3 +1502,7 @@ from ivr.web.strings_forecast import STRINGS as _S_forecast  # noqa: E402
 
 RU.update(_S_forecast["ru"])
 EN.update(_S_forecast["en"])
+from ivr.web.strings_guard import STRINGS as _S_guard  # noqa: E402
+
+RU.update(_S_guard["ru"])
+EN.update(_S_guard["en"])
