@@ -238,6 +238,11 @@ def _local_dt(context: Any, value: Any) -> str:
     (issue 14); a page rendered without one (no `user_tz`) says UTC rather than guess."""
     if value is None:
         return ""
+    if isinstance(value, str):  # an ISO instant from JSON-shaped data (the live page)
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if not isinstance(value, dt.datetime):
         return str(value)
     aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
