@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from ivr.call.script import CallOptions
-from ivr.db.models import CallWindow, Setting
+from ivr.db.models import Account, CallWindow, Setting
 from ivr.db.options import get_options, set_option
 from ivr.dialer.policy import load_rules
 from ivr.web import runtime_settings as rs
+from ivr.web.call_hours import call_hours
 from ivr.web.forms import FormProblems
 from ivr.wiring import Database
 
-from .conftest import Browser
+from .conftest import Browser, make_account
 
 
 def _windows(db: Database, profile: str = "default") -> dict[int, list[tuple[dt.time, dt.time]]]:
@@ -169,3 +170,22 @@ def test_parse_settings_keys_must_differ_and_avoid_the_menu() -> None:
     with pytest.raises(FormProblems) as err:
         rs.parse_settings(base | {"human_request_key": "0", "machine_action": "sing"})
     assert {p.key for p in err.value.problems} == {"err_option_key", "err_choice"}
+
+
+def test_operator_call_hours_keep_the_legal_limits_whatever_the_windows_say(db: Database) -> None:
+    """The operator's "may I call now" (ivr.web.call_hours) uses the dialer's rules, so a window
+    stored outside the limits (written straight into the table) still does not open at 06:00."""
+    with db.sessions.begin() as s:
+        s.query(CallWindow).filter(CallWindow.profile == "default", CallWindow.weekday == 6).delete()
+        s.add(CallWindow(profile="default", weekday=6, start_time=dt.time(6), end_time=dt.time(23, 30)))
+        account = make_account(s, timezone="Europe/Moscow")
+        account_id = account.id
+    sunday_6 = dt.datetime(2025, 11, 23, 3, 0, tzinfo=dt.UTC)  # 06:00 in Moscow
+    with db.sessions() as s:
+        row = s.get(Account, account_id)
+        assert row is not None
+        hours = call_hours(s, row, None, "+79161234567", sunday_6, "Europe/Moscow")
+        assert not hours.allowed
+        assert hours.next_open_local is not None and hours.next_open_local.strftime("%H:%M") == "09:00"
+        later = call_hours(s, row, None, "+79161234567", sunday_6 + dt.timedelta(hours=3), "Europe/Moscow")
+        assert later.allowed
