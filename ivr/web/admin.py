@@ -287,6 +287,10 @@ async def stage_save(request: Request) -> Response:
                                  other_active_positions={s.position for s in others if s.active},
                                  profiles=set(session.scalars(select(CallWindow.profile).distinct())),
                                  prompt_names=names, on_end_values=ON_END)
+        legal_problem = runtime_settings.required_hour_problem(data.required_hour, _legal_hours(session))
+        if legal_problem is not None:
+            # a stage that may only call at an hour the law never allows would silently never call
+            raise FormProblems([legal_problem])
         row = session.get(LadderStage, stage_id) if stage_id is not None else LadderStage()
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))

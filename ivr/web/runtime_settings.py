@@ -144,3 +144,16 @@ def legal_problems(parsed: Mapping[int, Sequence[tuple[dt.time, dt.time]]], lega
                 problems.append(Problem(f"err_window_outside_legal_{kind}", f"day{weekday}",
                                         {"value": value, "limit": format_range(limit)}))
     return problems
+
+
+def required_hour_problem(hour: int | None, legal: LegalHours) -> Problem | None:
+    """A stage's required hour that lies wholly outside the legal hours of every kind of day: the
+    dialer would never call in it, so the stage editor refuses it."""
+    if hour is None:
+        return None
+    start, end = hour * 60, hour * 60 + 60
+    for limit in (legal.weekday, legal.weekend):
+        if limit is not None and start < limit[1] and end > limit[0]:
+            return None
+    limits = ", ".join(format_range(x) for x in (legal.weekday, legal.weekend) if x is not None) or "—"
+    return Problem("err_required_hour_outside_legal", "required_hour", {"hour": hour, "limits": limits})

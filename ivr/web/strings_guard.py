@@ -78,6 +78,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_timezone': '«{value}» — неизвестный часовой пояс; выберите из списка, например Europe/Moscow',
         'tz_shown_in': 'Времена на страницах — в этом поясе; изменить',
         'override_from': 'Изменён в интерфейсе: {who}, {when}',
+        'err_required_hour_outside_legal': '{hour}:00 — вне законных часов ({limits}): этап никогда бы не звонил',
     },
     "uk": {
         'nav_settings': 'Налаштування робота',
@@ -153,6 +154,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_timezone': '«{value}» — невідомий часовий пояс; виберіть зі списку, наприклад Europe/Kyiv',
         'tz_shown_in': 'Час на сторінках — у цьому поясі; змінити',
         'override_from': 'Змінено в інтерфейсі: {who}, {when}',
+        'err_required_hour_outside_legal': '{hour}:00 — поза законними годинами ({limits}): етап ніколи б не дзвонив',
     },
     "en": {
         'nav_settings': 'Robot settings',
@@ -228,5 +230,6 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_timezone': "'{value}' is not a known time zone; choose one from the list, e.g. Europe/Moscow",
         'tz_shown_in': 'Times on the pages are in this zone; change it',
         'override_from': 'Edited in the UI by {who}, {when}',
+        'err_required_hour_outside_legal': '{hour}:00 is outside the legal hours ({limits}): the stage would never call',
     },
 }

@@ -189,3 +189,13 @@ def test_operator_call_hours_keep_the_legal_limits_whatever_the_windows_say(db: 
         assert hours.next_open_local is not None and hours.next_open_local.strftime("%H:%M") == "09:00"
         later = call_hours(s, row, None, "+79161234567", sunday_6 + dt.timedelta(hours=3), "Europe/Moscow")
         assert later.allowed
+
+
+def test_stage_with_a_required_hour_the_law_never_allows_is_refused(db: Database, as_admin: Browser) -> None:
+    form = {"code": "night", "position": "9", "name": "Ночной", "anchor": "due", "start_day": "30",
+            "prompt": "debt_soft", "window_profile": "default", "required_hour": "6", "max_attempts": "2",
+            "retry_minutes": "60", "on_end": "stop", "active": "on"}
+    response = as_admin.post("/admin/ladder/new", form)
+    assert response.status_code == 400
+    assert "Час звонка: 6:00 — вне законных часов (08:00-22:00, 09:00-20:00)" in response.text
+    assert as_admin.post("/admin/ladder/new", form | {"required_hour": "8"}).status_code == 303  # weekdays only
