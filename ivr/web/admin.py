@@ -77,7 +77,10 @@ def _windows_context(session: Session, profile: str) -> dict[str, Any]:
     return {"profile": profile, "profiles": profiles, "used_profiles": used,
             "holiday_policy": get_option(session, "holiday_policy"), "policies": HOLIDAY_POLICIES,
             "legal": {"weekday": format_range(legal.weekday) if legal.weekday else "",
-                      "weekend": format_range(legal.weekend) if legal.weekend else ""}}
+                      "weekend": format_range(legal.weekend) if legal.weekend else ""},
+            # the limit each row of the editor must stay inside (rows 5, 6 and 7 take the weekend's)
+            "legal_by_day": {d: format_range(r) if (r := legal.for_day(min(d, 6), d == 7)) else ""
+                             for d in forms.WEEKDAYS}}
 
 
 def _stored_outside_legal(session: Session, profile: str) -> list[Problem]:

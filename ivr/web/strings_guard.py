@@ -79,6 +79,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'tz_shown_in': 'Времена на страницах — в этом поясе; изменить',
         'override_from': 'Изменён в интерфейсе: {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 — вне законных часов ({limits}): этап никогда бы не звонил',
+        'legal_hours_column': 'Законные часы',
     },
     "uk": {
         'nav_settings': 'Налаштування робота',
@@ -155,6 +156,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'tz_shown_in': 'Час на сторінках — у цьому поясі; змінити',
         'override_from': 'Змінено в інтерфейсі: {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 — поза законними годинами ({limits}): етап ніколи б не дзвонив',
+        'legal_hours_column': 'Законні години',
     },
     "en": {
         'nav_settings': 'Robot settings',
@@ -231,5 +233,6 @@ STRINGS: dict[str, dict[str, str]] = {
         'tz_shown_in': 'Times on the pages are in this zone; change it',
         'override_from': 'Edited in the UI by {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 is outside the legal hours ({limits}): the stage would never call',
+        'legal_hours_column': 'Legal hours',
     },
 }

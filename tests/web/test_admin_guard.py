@@ -80,6 +80,8 @@ def test_short_hours_accepted(db: Database, as_admin: Browser, typed: str) -> No
 def test_window_page_shows_limits_and_warns_about_windows_they_cut(db: Database, as_admin: Browser) -> None:
     page = as_admin.get("/admin/windows").text
     assert "рабочие дни 08:00-22:00, выходные и праздники 09:00-20:00" in page
+    assert '<td class="muted legal-limit" id="legal-day0">08:00-22:00</td>' in page
+    assert '<td class="muted legal-limit" id="legal-day7">09:00-20:00</td>' in page
     assert 'id="legal-warnings"' not in page
     with db.sessions.begin() as s:  # narrowed after the windows were saved
         set_option(s, "legal_hours_weekend", "11:00-17:00")
