@@ -239,6 +239,8 @@ def _local_dt(context: Any, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):  # an ISO instant from JSON-shaped data (the live page)
+        if ":" not in value:
+            return value  # a date or plain text, not an instant: nothing to convert
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:

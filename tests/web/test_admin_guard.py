@@ -100,6 +100,12 @@ def test_settings_page_lists_every_setting_with_help(as_admin: Browser) -> None:
         assert f'id="help-{spec.key}"' in page.text, spec.key
     assert 'name="legal_hours_weekday" id="set-legal_hours_weekday" value="08:00-22:00"' in page.text
     assert "help_" not in re.sub(r'id="help-[a-z_]+"|aria-describedby="help-[a-z_]+"', "", page.text)
+    as_admin.post("/lang", {"lang": "en", "next": "/admin/settings"})
+    english = as_admin.get("/admin/settings").text
+    assert "Legal calling hours" in english and "Working days (Mon-Fri)" in english
+    visible = re.sub(r'(id|aria-describedby|name|for)="[^"]*"', "", english)
+    for raw in ("help_", "field_", "settings_group_", "unit_", "machine_action_"):
+        assert raw not in visible, raw
 
 
 def test_settings_only_for_admins(browser: Any, users: dict[str, int], db: Database) -> None:

@@ -74,3 +74,17 @@ def test_live_page_shows_instants_in_the_users_zone(db: Database, as_admin: Brow
     # the fixed clock is 10:00 UTC: 13:00 in Moscow, with the zone named instead of "UTC"
     assert '<span id="live-at">2025-11-19 13:00</span> Europe/Moscow' in page
     assert 'data-tz="Europe/Moscow"' in page
+
+
+def test_dt_filter_converts_instants_only() -> None:
+    from ivr.web.app import _templates
+
+    env = _templates().env
+    render = env.from_string("{{ v|dt }}").render
+    assert render(v=STORED, user_tz="Asia/Vladivostok") == "2025-11-19 20:05"
+    assert render(v="2025-11-19T10:05:00+00:00", user_tz="Europe/Moscow") == "2025-11-19 13:05"
+    assert render(v="2025-11-19", user_tz="Europe/Moscow") == "2025-11-19"  # a date stays a date
+    assert render(v=dt.date(2025, 11, 19), user_tz="Europe/Moscow") == "2025-11-19"
+    assert render(v=None, user_tz="Europe/Moscow") == ""
+    # without a user's zone the filter says UTC rather than pass UTC off as local
+    assert render(v=STORED) == "2025-11-19 10:05 UTC"
