@@ -255,6 +255,16 @@ def _local_dt(context: Any, value: Any) -> str:
     return f"{aware.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
+def _dt_in(value: Any, zone_name: str) -> str:
+    """A stored instant in a named zone (the subscriber's), "" when there is none or the zone is
+    unknown: the page then shows only the user's-zone time beside it."""
+    zone = _zone(zone_name) if zone_name else None
+    if not isinstance(value, dt.datetime) or zone is None:
+        return ""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return f"{aware.astimezone(zone):%d.%m %H:%M}"
+
+
 def _templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -264,6 +274,7 @@ def _templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters["dt"] = _local_dt
+    env.filters["dt_in"] = _dt_in
     env.filters["money"] = _money
     return Jinja2Templates(env=env)
 

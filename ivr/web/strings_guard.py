@@ -80,6 +80,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'override_from': 'Изменён в интерфейсе: {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 — вне законных часов ({limits}): этап никогда бы не звонил',
         'legal_hours_column': 'Законные часы',
+        'subscriber_time_short': 'у абонента {time}',
     },
     "uk": {
         'nav_settings': 'Налаштування робота',
@@ -157,6 +158,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'override_from': 'Змінено в інтерфейсі: {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 — поза законними годинами ({limits}): етап ніколи б не дзвонив',
         'legal_hours_column': 'Законні години',
+        'subscriber_time_short': 'в абонента {time}',
     },
     "en": {
         'nav_settings': 'Robot settings',
@@ -234,5 +236,6 @@ STRINGS: dict[str, dict[str, str]] = {
         'override_from': 'Edited in the UI by {who}, {when}',
         'err_required_hour_outside_legal': '{hour}:00 is outside the legal hours ({limits}): the stage would never call',
         'legal_hours_column': 'Legal hours',
+        'subscriber_time_short': "subscriber's time {time}",
     },
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ivr.db.models import AccountNote, ApiToken, User
+from ivr.db.models import AccountNote, ApiToken, DebtCase, User
 from ivr.wiring import Database
 
 from .conftest import Browser, make_account
@@ -61,6 +61,11 @@ def test_each_user_sees_their_own_zone_on_the_operator_pages(db: Database, brows
     assert " UTC" not in page1 and " UTC" not in page2
     # the subscriber's own local time is still shown in their zone (Yekaterinburg, +5)
     assert "Asia/Yekaterinburg" in page1
+    with db.sessions.begin() as s:
+        case = s.scalars(select(DebtCase).where(DebtCase.account_id == account_id)).one()
+        case.next_attempt_at = STORED
+    page1 = op1.get(f"/accounts/{account_id}").text
+    assert "2025-11-19 13:05" in page1 and "(у абонента 19.11 15:05)" in page1
 
 
 def test_me_needs_a_login(browser: Any) -> None:
