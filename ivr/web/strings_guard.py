@@ -81,6 +81,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_required_hour_outside_legal': '{hour}:00 — вне законных часов ({limits}): этап никогда бы не звонил',
         'legal_hours_column': 'Законные часы',
         'subscriber_time_short': 'у абонента {time}',
+        'field_timezone_short': 'Часовой пояс',
     },
     "uk": {
         'nav_settings': 'Налаштування робота',
@@ -159,6 +160,7 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_required_hour_outside_legal': '{hour}:00 — поза законними годинами ({limits}): етап ніколи б не дзвонив',
         'legal_hours_column': 'Законні години',
         'subscriber_time_short': 'в абонента {time}',
+        'field_timezone_short': 'Часовий пояс',
     },
     "en": {
         'nav_settings': 'Robot settings',
@@ -237,5 +239,6 @@ STRINGS: dict[str, dict[str, str]] = {
         'err_required_hour_outside_legal': '{hour}:00 is outside the legal hours ({limits}): the stage would never call',
         'legal_hours_column': 'Legal hours',
         'subscriber_time_short': "subscriber's time {time}",
+        'field_timezone_short': 'Time zone',
     },
 }

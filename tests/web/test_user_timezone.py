@@ -93,3 +93,15 @@ def test_dt_filter_converts_instants_only() -> None:
     assert render(v=None, user_tz="Europe/Moscow") == ""
     # without a user's zone the filter says UTC rather than pass UTC off as local
     assert render(v=STORED) == "2025-11-19 10:05 UTC"
+
+
+def test_admin_sets_a_users_zone(db: Database, as_admin: Browser, users: dict[str, int]) -> None:
+    base = {"role": "operator", "phone": "PJSIP/101", "queues": "", "active": "on"}
+    assert as_admin.post(f"/admin/users/{users['op1']}", base | {"timezone": "Asia/Novosibirsk"}).status_code == 303
+    refused = as_admin.post(f"/admin/users/{users['op1']}", base | {"timezone": "Novosibirsk"})
+    assert refused.status_code == 400 and "«Novosibirsk» — неизвестный часовой пояс" in refused.text
+    assert as_admin.post(f"/admin/users/{users['op1']}", base).status_code == 303  # no field: kept
+    with db.sessions() as s:
+        assert s.get(User, users["op1"]).timezone == "Asia/Novosibirsk"  # type: ignore[union-attr]
+    page = as_admin.get("/admin/users").text
+    assert 'value="Asia/Novosibirsk"' in page
