@@ -129,10 +129,11 @@ def _window_end(rules: Rules, stage: Any, tz_name: str, country: str, at: dt.dat
     if tz is None or not profile:
         return None
     local = to_utc(at).astimezone(tz)
-    windows = windows_for_day(profile, local.weekday(), holiday_checker(country)(local.date()),
-                              rules.options.holiday_policy)
+    holiday = holiday_checker(country)(local.date())
+    windows = windows_for_day(profile, local.weekday(), holiday, rules.options.holiday_policy)
     minute = local.hour * 60 + local.minute
-    for start, end in _minute_ranges(windows, stage.required_hour):
+    # cut to the legal limits as the dialer does: a window never stays open past them
+    for start, end in rules.legal.clip(_minute_ranges(windows, stage.required_hour), local.weekday(), holiday):
         if start <= minute < end:
             midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
             return to_utc(midnight + dt.timedelta(minutes=end))

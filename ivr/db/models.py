@@ -413,6 +413,9 @@ class User(Base):
     # Written into every session cookie at login and compared on each request; logout and a
     # password change bump it, so a copied cookie stops working (sessions are revocable).
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # issue 14: the IANA zone the web pages show times in for this user; None = the company's
+    # (IVR_DEFAULT_TIMEZONE). Stored times stay UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):

@@ -29,6 +29,7 @@ from ivr.web.common import (
     require,
     t,
 )
+from ivr.web.me import clean_timezone, zone_names
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ async def users_page(request: Request, error: str = "", status_code: int = 200, 
     await require(request, "admin")
     users = await in_db(request, lambda s: list(s.scalars(select(User).order_by(User.active.desc(), User.username))))
     return render(request, "admin/users.html", {"users": users, "roles": auth.ROLES, "error": error,
-                                                "values": values or {"role": "operator"}}, status_code=status_code)
+                                                "values": values or {"role": "operator"}, "zones": zone_names(),
+                                                "company_tz": ctx(request).settings.default_timezone},
+                  status_code=status_code)
 
 
 async def user_add(request: Request) -> Response:
@@ -148,6 +151,11 @@ async def user_update(request: Request) -> Response:
     user_id = int(request.path_params["user_id"])
     role, phone, queues = form_str(form, "role"), form_str(form, "phone"), form_str(form, "queues")
     active = form_str(form, "active") in {"on", "1", "true"}
+    # issue 14: the zone this user's pages show times in; a form without the field keeps it
+    typed_tz = form_str(form, "timezone") if "timezone" in form else None
+    timezone = clean_timezone(typed_tz) if typed_tz is not None else None
+    if typed_tz is not None and timezone is None:
+        return await users_page(request, t(request, "err_timezone", value=typed_tz), 400)
 
     def save(session: Session) -> None:
         row = session.get(User, user_id)
@@ -158,6 +166,8 @@ async def user_update(request: Request) -> Response:
             # locking yourself out of the admin pages is never what was meant
             raise auth.AuthError("err_self_lockout", "you cannot remove your own admin access")
         row.role, row.phone, row.queues, row.active = role, phone or None, auth.normalize_queues(queues), active
+        if timezone is not None:
+            row.timezone = timezone or None
 
     try:
         await in_db(request, save)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -68,6 +69,7 @@ class CurrentUser:
     role: str
     phone: str | None
     queues: tuple[str, ...]
+    timezone: str | None = None  # issue 14: the zone pages show times in; None = the company's
 
 
 class LoginRequired(Exception):
@@ -112,7 +114,7 @@ def session_user(session: Session, data: dict[str, Any]) -> CurrentUser | None:
         return None
     if data.get("sev") != (user.session_epoch or 0):
         return None
-    return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()))
+    return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()), user.timezone)
 
 
 async def current_user(request: Request) -> CurrentUser | None:
@@ -169,9 +171,25 @@ def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
+def user_timezone(request: Request) -> str:
+    """The zone the pages show times in for the logged-in user: their own setting, else the
+    company's (IVR_DEFAULT_TIMEZONE); a zone that no longer exists falls back to the company's."""
+    user = request.scope.get("ivr.user")
+    name = getattr(user, "timezone", None) or ctx(request).settings.default_timezone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r of user %s; showing %s", name, getattr(user, "username", "-"),
+                    ctx(request).settings.default_timezone)
+        name = ctx(request).settings.default_timezone
+    return name
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     lang = lang_of(request)
     values: dict[str, Any] = {
+        # the `dt` filter shows stored (UTC) instants in this zone; never a bare UTC time
+        "user_tz": user_timezone(request),
         "t": i18n.translator(lang),
         "lang": lang,
         "languages": i18n.LANGUAGES,

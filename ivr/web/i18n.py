@@ -1512,3 +1512,8 @@ from ivr.web.strings_wizard import STRINGS as _S_wizard  # noqa: E402
 
 RU.update(_S_wizard["ru"])
 EN.update(_S_wizard["en"])
+
+from ivr.web.strings_guard import STRINGS as _S_guard  # noqa: E402
+
+RU.update(_S_guard["ru"])
+EN.update(_S_guard["en"])
