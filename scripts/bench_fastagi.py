@@ -831,7 +831,7 @@ class LoadGen:
         except TimeoutError:
             self.errors.append(f"{self.active} call(s) still up at the end")
         t_end = time.perf_counter()
-        ramp_end = t0 + self.ramp + self.think * len(THINK_VERBS) * 3.5  # past the first wave's first end
+        ramp_end = t0 + self.ramp  # the first wave is in (the ramp is one call length): C calls held from here
         steady = [t for t in self.completed_at if ramp_end <= t <= last_start]
         steady_rate = len(steady) / (last_start - ramp_end) if last_start - ramp_end > 5 else float("nan")
         return {
