@@ -28,6 +28,7 @@ from types import TracebackType
 
 from ivr.agi import protocol as p
 from ivr.agi.channel import AGIChannel, AGICommandError, AGIHangup, ReplyDeadlines
+from ivr.agi.load import LoadMeter
 from ivr.agi.ratelog import RateLimitedLog
 from ivr.config import Settings
 
@@ -145,6 +146,9 @@ class _Connection(asyncio.Protocol):
         self._split = p.LineSplitter(max_line=server.limits.env_max_bytes)
         self._closed: asyncio.Future[None] | None = None
         self._env_timer: asyncio.TimerHandle | None = None
+        # when the line the script is answering arrived (env block end, or a reply): the time to
+        # our next write is this server's own delay, which LoadMeter reports to the dialer
+        self._t_in = 0.0
 
     # asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -177,6 +181,8 @@ class _Connection(asyncio.Protocol):
             return
         channel = self.channel
         if channel is not None:
+            if lines:
+                self._t_in = self._server.load.now()
             for line in lines:
                 channel.feed_line(line)
             if channel.stray_lines > MAX_STRAY_LINES:
@@ -230,10 +236,20 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         # replies are short: from here on a long line is refused well before the env limit
         self._split.max_line = MAX_REPLY_LINE
-        channel = AGIChannel(self._env, self.transport.write, deadlines=self._server.limits.deadlines, peer=self.peer)
+        self._t_in = self._server.load.now()
+        channel = AGIChannel(self._env, self._write, deadlines=self._server.limits.deadlines, peer=self.peer)
         self.channel = channel
         self._server._spawn(self)
         return channel
+
+    def _write(self, data: bytes) -> None:
+        if self._t_in:
+            meter = self._server.load
+            now = meter.now()
+            meter.record(now - self._t_in, now)
+            self._t_in = 0.0
+        assert self.transport is not None
+        self.transport.write(data)
 
     def _env_timed_out(self) -> None:
         self._env_timer = None
@@ -299,6 +315,8 @@ class FastAGIServer:
         self.connections: set[_Connection] = set()
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        # calls in progress and this server's own delays: what the dialer's back-pressure reads
+        self.load = LoadMeter(lambda: len(self._sessions))
 
     @property
     def session_timeout(self) -> float:
