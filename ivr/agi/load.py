@@ -67,6 +67,8 @@ class LoadMeter:
 
     def snapshot(self) -> LoadSnapshot:
         since = self.now() - self.horizon
-        values = [d for t, d in self._samples if t >= since]
+        # deque.copy() runs in C under the GIL: safe while the server's loop appends (the
+        # heartbeat may read this from a worker thread)
+        values = [d for t, d in self._samples.copy() if t >= since]
         return LoadSnapshot(in_flight=self.in_flight(), p99_ms=p99(values) * 1e3,
                             max_ms=max(values, default=0.0) * 1e3, samples=len(values))

@@ -300,6 +300,7 @@ class FastAGIServer:
         session_timeout: float | None = None,
         env_timeout: float | None = None,
         close_timeout: float | None = None,
+        reuse_port: bool = False,
     ) -> None:
         limits = limits or AGILimits()
         self.limits = dataclasses.replace(
@@ -312,6 +313,8 @@ class FastAGIServer:
         self.host = host
         self.port = port
         self.networks = parse_allow(allow)
+        # several processes on one port (`ivr agi-server --workers N`): the kernel spreads connects
+        self.reuse_port = reuse_port
         self.connections: set[_Connection] = set()
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -339,7 +342,8 @@ class FastAGIServer:
         loop = asyncio.get_running_loop()
         # a large backlog: a dialer burst can bring thousands of connects at once
         self._server = await loop.create_server(
-            lambda: _Connection(self), self.host, self.port, backlog=4096, reuse_address=True
+            lambda: _Connection(self), self.host, self.port, backlog=4096, reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI server listening on %s:%d (routes: %s; at most %d connections)", self.host, self.port,

@@ -18,10 +18,16 @@ argument); `AgiGate` wires it to a load source (the server in this process, or t
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.agi.load import LoadSnapshot
 
@@ -37,6 +43,11 @@ class GateSettings:
     step: int = 2  # least growth of the window per adjustment
     interval: float = 1.0  # seconds between two adjustments (a new measurement must come in)
     decrease: float = 0.7
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> GateSettings:
+        """IVR_AGI_MAX_CALLS and IVR_AGI_DELAY_TARGET_MS."""
+        return cls(max_calls=int(settings.agi_max_calls), target_ms=float(settings.agi_delay_target_ms))
 
 
 def combine(loads: Iterable[LoadSnapshot]) -> LoadSnapshot | None:
@@ -104,3 +115,51 @@ class AgiGate:
             return max(0, self.settings.max_calls - calls_up)
         self.window.observe(load, calls_up, now)  # type: ignore[arg-type]
         return self.window.allowance(load, calls_up)  # type: ignore[arg-type]
+
+
+# --- where the load comes from ------------------------------------------------------------------
+AGI_ROLE = "agi"  # heartbeat role of `ivr agi-server` processes (each worker has its own row)
+LOAD_FRESH = dt.timedelta(seconds=5)  # a load report older than this is not used
+REMOTE_EVERY = 1.0  # seconds between two reads of the heartbeat table
+
+
+def read_agi_loads(session: Session, now: dt.datetime) -> list[LoadSnapshot]:
+    """The load every live `ivr agi-server` process published in its heartbeat (fresh ones only)."""
+    from ivr import heartbeat
+
+    out = []
+    for peer in heartbeat.read(session, now, keep=LOAD_FRESH):
+        if peer.role != AGI_ROLE or peer.stopped or now - peer.updated_at > LOAD_FRESH:
+            continue
+        data = (peer.info.get("agi") or {}).get("load")
+        if isinstance(data, dict):
+            out.append(LoadSnapshot.from_dict(data))
+    return out
+
+
+def load_source(sessions: sessionmaker[Session], local: Callable[[], LoadSnapshot] | None) -> LoadSource:
+    """The FastAGI load the dialer sees: the server in this process (read directly) plus the
+    `ivr agi-server` processes' heartbeats (read at most every REMOTE_EVERY seconds, in a
+    worker thread: never a query on the event loop)."""
+    state: dict[str, Any] = {"at": None, "remote": []}
+
+    async def source() -> LoadSnapshot | None:
+        now = time.monotonic()
+        if state["at"] is None or now - state["at"] >= REMOTE_EVERY:
+            state["at"] = now
+
+            def read() -> list[LoadSnapshot]:
+                with sessions() as session:
+                    return read_agi_loads(session, dt.datetime.now(dt.UTC))
+
+            try:
+                state["remote"] = await asyncio.to_thread(read)
+            except Exception:  # noqa: BLE001 - no reading is "no measurement", not a stopped dialer
+                log.exception("reading the FastAGI load from the heartbeats failed")
+                state["remote"] = []
+        loads = list(state["remote"])
+        if local is not None:
+            loads.append(local())
+        return combine(loads)
+
+    return source
