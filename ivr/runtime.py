@@ -197,6 +197,13 @@ async def start_services(
     if with_web:
         import uvicorn
 
+        if with_agi:
+            from ivr import jobs
+
+            # the web UI shares this process with the calls: its imports run in a separate
+            # process, not in a thread that would hold the GIL the calls need (issue 12)
+            jobs.offload_imports()
+
         from ivr.commands.web_cmd import uvicorn_config
         from ivr.web.app import create_app
         from ivr.web.deps import AmiClickToCall
@@ -300,6 +307,9 @@ async def stop_services(services: Services, *, grace: float = 10.0) -> None:
             await asyncio.wait([services.web_task], timeout=5)
     if services.agi is not None:
         await services.agi.stop(grace=grace)
+    from ivr import jobs
+
+    jobs.shutdown()
     for client in services.ami.values():
         await client.stop()
     for task in list(services._tasks):

@@ -3,7 +3,6 @@ tokens."""
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
@@ -45,13 +44,6 @@ async def import_page(request: Request) -> Response:
     return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": "accounts"})
 
 
-def run_import(kind: str, sessions: Any, data: bytes, *, settings: Any, today: Any, filename: str) -> Any:
-    from ivr.billing.importer import import_accounts, import_payments
-
-    fn = import_accounts if kind == "accounts" else import_payments
-    return fn(sessions, io.BytesIO(data), settings=settings, today=today, filename=filename)
-
-
 async def import_upload(request: Request) -> Response:
     user = await require(request, "admin")
     form = await checked_form(request)
@@ -68,15 +60,15 @@ async def import_upload(request: Request) -> Response:
         return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
                                                      "error": t(request, "err_file_too_big", mb=MAX_UPLOAD_BYTES // 2**20)},
                       status_code=400)
-    from starlette.concurrency import run_in_threadpool
-
+    from ivr import jobs
     from ivr.billing.columns import ColumnError
     from ivr.billing.importer import ImportFileError
 
     filename = upload.filename
     try:
-        report = await run_in_threadpool(run_import, kind, web.sessions, data, settings=web.settings,
-                                         today=web.today(), filename=filename)
+        # a thread here, or a separate process in `ivr run` (ivr.jobs: never the calls' GIL)
+        report = await jobs.run_import(kind, web.sessions, data, settings=web.settings, today=web.today(),
+                                       filename=filename)
     except ImportFileError as exc:  # the file as a whole cannot be read: the CLI's message, on the form
         log.info("%s import of %s by %s refused: %s", kind, filename, user.username, exc)
         return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
