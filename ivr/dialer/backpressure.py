@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 class GateSettings:
     max_calls: int = 2000  # hard cap on calls up on the FastAGI side (all its processes)
     target_ms: float = 100.0  # p99 of the server's own delay above which the dialer backs off
-    start_window: int = 20  # calls allowed before anything was measured
+    # calls allowed before a delay over the target was measured; None = max_calls, so that
+    # nothing changes for a server that keeps up (the channel limits and calls per second apply)
+    start_window: int | None = None
     min_window: int = 2  # never below: calls keep being placed (slowly) so delays get measured
     step: int = 2  # least growth of the window per adjustment
     interval: float = 1.0  # seconds between two adjustments (a new measurement must come in)
@@ -64,7 +66,8 @@ class Window:
 
     def __init__(self, settings: GateSettings, now: float) -> None:
         self.settings = settings
-        self.size = min(settings.start_window, settings.max_calls)
+        start = settings.max_calls if settings.start_window is None else settings.start_window
+        self.size = min(start, settings.max_calls)
         self.smallest = self.size
         self.decreases = 0
         self._adjusted_at = now

@@ -242,3 +242,10 @@ async def test_overload_slows_the_dialer_and_no_call_waits_for_its_first_command
     # lines were free: its window stopped growing (or was cut) where the delays neared the target
     assert gated.peak <= free.peak / 2, (gated.peak, free.peak)
     assert gate.window.size < LINES / 2
+
+
+def test_by_default_nothing_is_held_back_until_an_overload_is_measured() -> None:
+    w = Window(GateSettings(max_calls=300), now=0.0)
+    assert w.allowance(None, calls_up=0) == 300
+    w.observe(load(250, 400.0), calls_up=250, now=2.0)
+    assert w.size == 175  # cut to 70 % of the calls up at the first measured overload
