@@ -90,7 +90,7 @@ LINES = 40
 THINK = 1.0  # seconds of "subscriber" before each reply
 COMMANDS = 3
 COST_PER_CALL = 0.004  # each command blocks the event loop this long per call up: CPU-bound model
-BOUND = 0.5  # seconds: no call may wait longer than this for its first command
+BOUND = 1.0  # seconds: no call may wait longer than this for its first command
 
 
 class SimulatedAsterisk:
