@@ -388,13 +388,13 @@ async def _confirm(request: Request, username: str, token: str, data_path: Path,
     today, sessions, settings = web.today(), web.sessions, web.settings
 
     def work(job: ImportJob) -> None:
-        from ivr.billing.importer import import_accounts, import_payments
+        from ivr import jobs
 
-        fn: Any = import_accounts if kind == "accounts" else import_payments
         try:
-            report = fn(sessions, data_path, settings=settings, today=today, columns=FixedColumns(resolved, header),
-                        filename=job.filename, encoding=used_encoding, delimiter=used_delimiter,
-                        on_progress=job.progress)
+            # in `ivr run`, in the import process: never on the calls' GIL (ivr.jobs)
+            report = jobs.import_file(kind, sessions, data_path, settings=settings, today=today,
+                                      columns=FixedColumns(resolved, header), filename=job.filename,
+                                      encoding=used_encoding, delimiter=used_delimiter, on_progress=job.progress)
             job.report = report
             job.run_id = report.run_id
             if report.run_id is not None:
