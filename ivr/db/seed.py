@@ -70,11 +70,13 @@ def seed(session: Session, data: dict[str, Any] | None = None) -> dict[str, int]
             continue
         session.add(
             LadderStage(
-                code=row["code"], position=position, name=row.get("name", row["code"]),
+                # an explicit position keeps a stage added later (before_due: 0) in its place
+                code=row["code"], position=int(row.get("position", position)), name=row.get("name", row["code"]),
                 anchor=row.get("anchor", "due"), start_day=int(row["start_day"]), prompt=row["prompt"],
                 window_profile=row.get("window_profile", "default"), required_hour=row.get("required_hour"),
                 max_attempts=int(row.get("max_attempts", 3)), retry_minutes=int(row.get("retry_minutes", 240)),
                 on_enter=row.get("on_enter"), on_end=row.get("on_end", "next"),
+                active=bool(row.get("active", True)),
             )
         )
         created["ladder"] += 1
