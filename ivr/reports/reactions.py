@@ -38,7 +38,15 @@ from typing import ClassVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ivr.db.models import CallAttempt, CaseState, DebtCase, LadderStage, Outcome, Payment, ThankYouCall
+from ivr.db.models import (
+    CallAttempt,
+    CaseState,
+    DebtCase,
+    LadderStage,
+    Outcome,
+    Payment,
+    ThankYouCall,
+)
 from ivr.dialer.thanks import THANKS_PURPOSE
 from ivr.reports.output import Column, Table
 from ivr.reports.period import ROBOT, Period, pct

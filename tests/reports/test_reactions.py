@@ -8,7 +8,15 @@ from decimal import Decimal as D
 
 from sqlalchemy.orm import Session
 
-from ivr.db.models import Account, CallAttempt, DebtCase, Outcome, Payment, PhoneNumber, ThankYouCall
+from ivr.db.models import (
+    Account,
+    CallAttempt,
+    DebtCase,
+    Outcome,
+    Payment,
+    PhoneNumber,
+    ThankYouCall,
+)
 from ivr.reports import Period, render_table
 from ivr.reports.reactions import reactions_report
 from ivr.wiring import Database
