@@ -65,13 +65,18 @@ def seed(session: Session, data: dict[str, Any] | None = None) -> dict[str, int]
             created["windows"] += 1
 
     have_stages = set(session.scalars(select(LadderStage.code)))
-    for position, row in enumerate(data.get("ladder", []), start=1):
+    auto = 0
+    for row in data.get("ladder", []):
+        # rows number 1, 2, ... in file order; a row may name its own (before_due: 0), so the
+        # shipped debt stages keep the positions they always had
+        if "position" not in row:
+            auto += 1
+        position = int(row.get("position", auto))
         if row["code"] in have_stages:
             continue
         session.add(
             LadderStage(
-                # an explicit position keeps a stage added later (before_due: 0) in its place
-                code=row["code"], position=int(row.get("position", position)), name=row.get("name", row["code"]),
+                code=row["code"], position=position, name=row.get("name", row["code"]),
                 anchor=row.get("anchor", "due"), start_day=int(row["start_day"]), prompt=row["prompt"],
                 window_profile=row.get("window_profile", "default"), required_hour=row.get("required_hour"),
                 max_attempts=int(row.get("max_attempts", 3)), retry_minutes=int(row.get("retry_minutes", 240)),

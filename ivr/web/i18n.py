@@ -1502,3 +1502,8 @@ from ivr.web.strings_forecast import STRINGS as _S_forecast  # noqa: E402
 
 RU.update(_S_forecast["ru"])
 EN.update(_S_forecast["en"])
+
+from ivr.web.strings_stages import STRINGS as _S_stages  # noqa: E402
+
+RU.update(_S_stages["ru"])
+EN.update(_S_stages["en"])
