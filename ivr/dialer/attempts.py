@@ -264,7 +264,9 @@ def release_unsent(
         if rowcount(moved) != 1:
             return False
         lines.release(session, attempt.action_id)
-        if retry_after is not None and attempt.debt_case_id is not None:
+        if attempt.purpose == THANKS_PURPOSE:  # issue 16: the try is given back, retried soon
+            settle_thanks_attempt(session, attempt, NOT_SENT, now)
+        elif retry_after is not None and attempt.debt_case_id is not None:
             when = naive_utc(to_utc(now) + retry_after)
             session.execute(
                 update(DebtCase).where(DebtCase.id == attempt.debt_case_id)

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from ivr.db.models import CallbackTask, CallWindow, ContactLimit, LadderStage, OptOut, Reason, User
 from ivr.db.options import get_option, get_options, set_option
 from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS, Stage
+from ivr.dialer.staging import restage_waiting
 from ivr.dialer.thanks import ThanksSettings, is_before_due
 from ivr.web import forms, i18n
 from ivr.web.common import checked_form, ctx, flash, in_db, redirect, render, require, t
@@ -288,6 +289,9 @@ async def stage_save(request: Request) -> Response:
             setattr(row, name, getattr(data, name))
         if stage_id is None:
             session.add(row)
+        # issue 16: cases waiting for a stage date were dated by the old ladder (a before-due
+        # stage just enabled starts earlier than the date they wait for): the next pass re-dates them
+        restage_waiting(session)
 
     try:
         await in_db(request, save)

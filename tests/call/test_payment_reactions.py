@@ -28,6 +28,7 @@ from ivr.dialer import attempts as attempts_mod
 from ivr.dialer.claims import claim, mark_dialing, mark_originating
 from ivr.dialer.policy import load_rules
 from ivr.dialer.selector import select_candidates
+from ivr.dialer.staging import restage_waiting
 from ivr.dialer.thanks_store import select_thanks
 from ivr.sim.scenario import Callee, KeyPress
 from tests.call.rig import NOW, CallRig
@@ -103,9 +104,13 @@ async def test_before_due_stage_calls_with_its_own_words(rig: CallRig) -> None:
     with rig.db.sessions() as s:  # off as shipped: nobody is called three days early
         assert select_candidates(s, load_rules(s), NOW, 10) == []
         s.commit()
-    with rig.db.sessions.begin() as s:  # the admin enables the shipped before-due stage
+    with rig.db.sessions() as s:  # it waits for the first debt stage, the day after the due date
+        case = s.get(DebtCase, case_id)
+        assert (case.stage_code, case.wait_reason) == (None, "waiting_stage")  # type: ignore[union-attr]
+        assert case.next_attempt_at == dt.datetime(2026, 11, 25, 21, 0)  # type: ignore[union-attr]
+    with rig.db.sessions.begin() as s:  # the admin enables the shipped before-due stage (as the ladder page saves)
         s.execute(update(LadderStage).where(LadderStage.code == "before_due").values(active=True))
-        s.execute(update(DebtCase).where(DebtCase.id == case_id).values(next_attempt_at=None))
+        assert restage_waiting(s) == 1
     with rig.db.sessions() as s:
         found = select_candidates(s, load_rules(s), NOW, 10)
         s.commit()
