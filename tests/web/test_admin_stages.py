@@ -3,13 +3,15 @@ are switched on and off on the ladder page, and "thanks" is not a stage code an 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
-from ivr.db.models import LadderStage
+from ivr.db.models import DebtCase, LadderStage
 from ivr.db.options import get_option
 from ivr.wiring import Database
 
-from .conftest import Browser
+from .conftest import Browser, make_account
 
 
 def test_thank_you_switch_and_before_due_hint(db: Database, as_admin: Browser) -> None:
@@ -35,8 +37,17 @@ def test_before_due_stage_enabled_at_position_zero_and_thanks_code_reserved(db: 
     form = {"code": "before_due", "position": "0", "name": "Reminder before the due date", "anchor": "due",
             "start_day": "-3", "prompt": "before_due", "window_profile": "default", "required_hour": "",
             "max_attempts": "2", "retry_minutes": "240", "on_enter": "", "on_end": "next", "active": "on"}
+    with db.sessions.begin() as s:  # a case dated by the old ladder: waits for the first debt stage
+        acc = make_account(s, with_case=False)
+        s.add(DebtCase(account_id=acc.id, opened_on=dt.date(2025, 11, 25), amount_initial=1, amount_owed=1,
+                       state="active", next_attempt_at=dt.datetime(2025, 11, 25, 21, 0), wait_reason="waiting_stage"))
+        busy = make_account(s, "A-1002")  # its case waits for a retry: left alone
     assert as_admin.post(f"/admin/ladder/{sid}", form).status_code == 303
     with db.sessions() as s:
         assert s.get_one(LadderStage, sid).active is True
+        waiting = s.scalars(select(DebtCase).where(DebtCase.account_id == acc.id)).one()
+        assert (waiting.next_attempt_at, waiting.wait_reason) == (None, None)  # re-dated by the next pass
+        other = s.scalars(select(DebtCase).where(DebtCase.account_id == busy.id)).one()
+        assert other.next_attempt_at == dt.datetime(2025, 11, 19, 6, 0)
     taken = as_admin.post("/admin/ladder/new", {**form, "code": "thanks", "position": "9"})
     assert taken.status_code == 400 and "код «thanks» уже занят" in taken.text
