@@ -101,3 +101,17 @@ def test_before_due_and_thank_you_groups(db: Database) -> None:
     ]
     text = render_table(report)
     assert "reached" in text and "thanked" in text and "within 7 d %" in text
+
+
+def test_cli(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from ivr.cli import main
+
+    monkeypatch.setenv("IVR_DATABASE_URL", f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    env = ["--env-file", str(tmp_path / "none.env"), "report", "reactions", "--from", "2026-11-01", "--to", "2026-12-01"]
+    assert main([*env, "--days", "3", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["window_days"] == 3 and [g["group"] for g in data["thanks"]] == ["thanked", "without"]
+    assert main([*env, "--chart", str(tmp_path / "x.svg")]) == 2
+    assert "no chart" in capsys.readouterr().err
