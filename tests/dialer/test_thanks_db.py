@@ -86,3 +86,24 @@ def test_recorded_selected_claimed_settled(any_db: Database) -> None:
         assert (row.state, row.attempts, row.due_at) == ("pending", 1, NAIVE + dt.timedelta(minutes=240))  # type: ignore[union-attr]
         assert s.get(Account, s.get(DebtCase, ids[0]).account_id).dial_lock_owner is None  # type: ignore[union-attr]
         assert s.get(DebtCase, ids[0]).state == "paid"  # type: ignore[union-attr]
+
+
+async def test_the_dialer_places_thank_you_calls_on_lines_debt_calls_leave_free(db: Database) -> None:
+    from ivr.clock import FixedClock
+    from tests.dialer.test_engine import make_dialer
+
+    with db.sessions.begin() as s:
+        set_option(s, "thank_you_calls", True)
+        debts = [add_case(s, phones=[f"+7916444{i:04d}"]).id for i in range(3)]
+        paid = add_case(s, owed="100.00", phones=["+79164449999"])
+        confirmed_call(s, paid, NAIVE - dt.timedelta(days=3))
+        assert pay(s, paid, "100.00", NAIVE - dt.timedelta(hours=2)) == 1
+        paid_id = paid.id
+    dialer, originators, _ = make_dialer(db, FixedClock(NOW))  # 5 lines: 2 + 3
+    assert await dialer.run_once() == 4
+    with db.sessions() as s:
+        placed = {(a.debt_case_id, a.purpose, a.stage_code) for a in s.scalars(select(CallAttempt).where(
+            CallAttempt.action_id.like("dial-1-%")))}
+    assert placed == {*((d, "robot", "reminder") for d in debts), (paid_id, "thanks", "thanks")}
+    # the same route as every call: the call script tells a thank-you by the attempt's purpose
+    assert {r.variables["IVR_SCRIPT"] for o in originators.values() for r in o.requests} == {"debt-call"}
