@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.db.models import LadderStage, Promise, Reason
+from ivr.dialer.thanks import THANK_YOU_TEMPLATE, THANKS_STAGE
 from ivr.prompts import CALL_PHRASES, OPTIONAL_TEMPLATES
 from ivr.prompts.context import build_context, with_promise_date
 from ivr.prompts.fragments import spans_from_context
@@ -108,6 +109,8 @@ class AudioPreparer:
         return self.settings.default_language
 
     def message_name(self, session: Session, case: Any, stage_code: str) -> str:
+        if stage_code == THANKS_STAGE:  # issue 16: a thank-you call after a payment
+            return THANK_YOU_TEMPLATE
         if case is not None and getattr(case, "promise_broken", False):
             return BROKEN_PROMISE
         stage = session.scalars(select(LadderStage).where(LadderStage.code == stage_code)).first()

@@ -1517,3 +1517,8 @@ from ivr.web.strings_guard import STRINGS as _S_guard  # noqa: E402
 
 RU.update(_S_guard["ru"])
 EN.update(_S_guard["en"])
+
+from ivr.web.strings_stages import STRINGS as _S_stages  # noqa: E402
+
+RU.update(_S_stages["ru"])
+EN.update(_S_stages["en"])
