@@ -160,12 +160,13 @@ class CallResult:
     status: int
 
 
-def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str], key_reply: str) -> CallResult:
+def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str], key_reply: str,
+             python_args: list[str] | None = None) -> CallResult:
     keys = list(KEYS)
     child_env = {**os.environ, **env}
     child_env.pop("PYTHONPATH", None)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "ivr.agi.classic", "debt-call", call_id],
+    proc = subprocess.Popen([sys.executable, *(python_args or []), "-m", "ivr.agi.classic", "debt-call", call_id],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=REPO, env=child_env)
     assert proc.stdin is not None and proc.stdout is not None
@@ -232,6 +233,9 @@ def main() -> int:
     parser.add_argument("--no-manifest", action="store_true",
                         help="delete the manifests after staging: measures the call-start fall-back")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--python-args", default="",
+                        help="extra interpreter options for the AGI processes, e.g. '-X importtime' or "
+                             "'-m cProfile -o /tmp/classic.prof' (profiles the call, not only the start)")
     args = parser.parse_args()
     if not 1 <= args.calls <= 200:
         parser.error("--calls: 1..200")
@@ -241,7 +245,8 @@ def main() -> int:
         env, call_ids = stage(workdir, args.calls)
         if args.no_manifest:
             shutil.rmtree(workdir / "audio" / "calls", ignore_errors=True)
-        results = [run_call(i, cid, env, replies, key_reply) for i, cid in enumerate(call_ids)]
+        extra = args.python_args.split()
+        results = [run_call(i, cid, env, replies, key_reply, extra) for i, cid in enumerate(call_ids)]
         failed = [r for r in results if r.status != 0]
         done, steps = check_stored(env, call_ids)
         cpu = [r.cpu for r in results]

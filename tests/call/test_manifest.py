@@ -105,7 +105,9 @@ async def test_call_start_reads_the_manifest_and_renders_nothing(rig: CallRig, m
     assert ("identity", "1", "ok") in steps(rig, attempt_id) and ("menu", "2", "ok") in steps(rig, attempt_id)
     with rig.db.sessions() as s:
         assert s.scalar(select(Outcome.kind).where(Outcome.attempt_id == attempt_id)) == "paid_claim"
-    [path] = manifests(rig)
+    with rig.db.sessions() as s:
+        call_id = s.get(CallAttempt, attempt_id).action_id
+    [path] = [p for p in manifests(rig) if p.stem == call_id]  # the audio directory is shared by the session
     assert path.parent.name == "2026-11-22"  # the call's local date (Moscow)
     assert path.stat().st_mode & 0o777 == manifest.FILE_MODE
 
