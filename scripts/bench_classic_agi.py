@@ -18,8 +18,12 @@ What it does, all in a temporary directory (SQLite database, audio cache):
 3. Report per call: CPU (user+sys of the child, from wait4), time from spawn to the first command
    on stdout, wall time, and check the call's outcome and steps were stored.
 
-Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest]
-Bounded: --calls at most 200, each call times out after 30 s.
+With --relay the AGI processes relay to a real `ivr agi-server` (started here on a free port,
+same database and audio cache; IVR_CLASSIC_RELAY): the call then runs in that warm server, whose
+CPU per call (from /proc/<pid>/stat across the calls) is reported beside the relay's.
+
+Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest] [--relay]
+Bounded: --calls at most 200, each call one process, calls run one after the other.
 """
 
 from __future__ import annotations
@@ -160,6 +164,39 @@ class CallResult:
     status: int
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_agi_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The real `ivr agi-server` on a free port, waited for until it accepts connections."""
+    import socket
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "agi-server", "--port", str(port)], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"agi-server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("agi-server did not start within 60 s")
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str], key_reply: str,
              python_args: list[str] | None = None) -> CallResult:
     keys = list(KEYS)
@@ -232,6 +269,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--no-manifest", action="store_true",
                         help="delete the manifests after staging: measures the call-start fall-back")
+    parser.add_argument("--relay", action="store_true",
+                        help="relay each AGI process to a real `ivr agi-server` (IVR_CLASSIC_RELAY)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--python-args", default="",
                         help="extra interpreter options for the AGI processes, e.g. '-X importtime' or "
@@ -246,18 +285,36 @@ def main() -> int:
         if args.no_manifest:
             shutil.rmtree(workdir / "audio" / "calls", ignore_errors=True)
         extra = args.python_args.split()
-        results = [run_call(i, cid, env, replies, key_reply, extra) for i, cid in enumerate(call_ids)]
+        server: subprocess.Popen[bytes] | None = None
+        server_cpu = 0.0
+        if args.relay:
+            server, port = start_agi_server(env)
+            env = {**env, "IVR_CLASSIC_RELAY": f"agi://127.0.0.1:{port}"}
+            server_cpu = proc_cpu(server.pid)
+        try:
+            results = [run_call(i, cid, env, replies, key_reply, extra) for i, cid in enumerate(call_ids)]
+            if server is not None:
+                server_cpu = proc_cpu(server.pid) - server_cpu
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=60)
         failed = [r for r in results if r.status != 0]
         done, steps = check_stored(env, call_ids)
         cpu = [r.cpu for r in results]
         first = [r.first_command for r in results]
         wall = [r.wall for r in results]
         mode = "fall-back (no manifest)" if args.no_manifest else "with manifest"
+        mode += ", relayed to `ivr agi-server`" if args.relay else ", call run in the AGI process"
+        load = os.getloadavg()
         print(f"classic AGI, real debt-call route, {mode}, {len(results)} calls, "
-              f"{len(results[0].commands)} commands in the first call")
+              f"{len(results[0].commands)} commands in the first call; load average {load[0]:.1f} / {load[1]:.1f} "
+              f"on {os.cpu_count()} cores")
         print(f"  CPU per call           median {statistics.median(cpu):.3f}s  p90 {pct(cpu, 90):.3f}s  max {max(cpu):.3f}s")
         print(f"  spawn -> first command median {statistics.median(first):.3f}s  p90 {pct(first, 90):.3f}s  max {max(first):.3f}s")
         print(f"  wall per call          median {statistics.median(wall):.3f}s")
+        if args.relay:
+            print(f"  agi-server CPU per call (mean over the calls) {server_cpu / len(results):.4f}s")
         print(f"  exit status != 0: {len(failed)};  outcomes stored (paid_claim): {done}/{len(call_ids)};  "
               f"steps stored: {steps}")
         print(f"  commands of the first call: {results[0].commands}")
