@@ -23,6 +23,7 @@ same database and audio cache; IVR_CLASSIC_RELAY): the call then runs in that wa
 CPU per call (from /proc/<pid>/stat across the calls) is reported beside the relay's.
 
 Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest] [--relay]
+(IVR_BENCH_REPO=<other checkout> runs that checkout's code instead, staging included.)
 Bounded: --calls at most 200, each call one process, calls run one after the other.
 """
 
@@ -44,7 +45,8 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+# IVR_BENCH_REPO=/path/to/another/checkout measures that checkout's code (e.g. before a change)
+REPO = Path(os.environ.get("IVR_BENCH_REPO") or Path(__file__).resolve().parent.parent).resolve()
 sys.path.insert(0, str(REPO))
 
 TRANSCRIPTS = Path(os.environ.get("IVR_TRANSCRIPTS", "/work/shared/asterisk-transcripts"))
@@ -284,6 +286,7 @@ def main() -> int:
         env, call_ids = stage(workdir, args.calls)
         if args.no_manifest:
             shutil.rmtree(workdir / "audio" / "calls", ignore_errors=True)
+        manifests = len(list((workdir / "audio" / "calls").glob("*/*.json")))
         extra = args.python_args.split()
         server: subprocess.Popen[bytes] | None = None
         server_cpu = 0.0
@@ -304,10 +307,10 @@ def main() -> int:
         cpu = [r.cpu for r in results]
         first = [r.first_command for r in results]
         wall = [r.wall for r in results]
-        mode = "fall-back (no manifest)" if args.no_manifest else "with manifest"
+        mode = f"{manifests} manifest(s) for {len(call_ids)} calls" + (" (deleted: --no-manifest)" if args.no_manifest else "")
         mode += ", relayed to `ivr agi-server`" if args.relay else ", call run in the AGI process"
         load = os.getloadavg()
-        print(f"classic AGI, real debt-call route, {mode}, {len(results)} calls, "
+        print(f"classic AGI, real debt-call route, code of {REPO}, {mode}, {len(results)} calls, "
               f"{len(results[0].commands)} commands in the first call; load average {load[0]:.1f} / {load[1]:.1f} "
               f"on {os.cpu_count()} cores")
         print(f"  CPU per call           median {statistics.median(cpu):.3f}s  p90 {pct(cpu, 90):.3f}s  max {max(cpu):.3f}s")
