@@ -20,7 +20,9 @@ What it does, all in a temporary directory (SQLite database, audio cache):
 
 With --relay the AGI processes relay to a real `ivr agi-server` (started here on a free port,
 same database and audio cache; IVR_CLASSIC_RELAY): the call then runs in that warm server, whose
-CPU per call (from /proc/<pid>/stat across the calls) is reported beside the relay's.
+CPU per call (from /proc/<pid>/stat across the calls) is reported beside the relay's; then as many
+other staged calls are placed straight over FastAGI (this script as Asterisk's FastAGI client, no
+AGI process), whose connect -> first command is the server's share of the relayed figure.
 
 Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest] [--relay]
 (IVR_BENCH_REPO=<other checkout> runs that checkout's code instead, staging included.)
@@ -44,6 +46,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 # IVR_BENCH_REPO=/path/to/another/checkout measures that checkout's code (e.g. before a change)
 REPO = Path(os.environ.get("IVR_BENCH_REPO") or Path(__file__).resolve().parent.parent).resolve()
@@ -199,49 +202,77 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def converse(call_id: str, read_line: Any, write: Any, replies: dict[str, str], key_reply: str,
+             started: float) -> tuple[list[str], float | None]:
+    """Play Asterisk's side until HANGUP; returns the commands and the time of the first one."""
+    keys = list(KEYS)
+    first = None
+    commands: list[str] = []
+    while True:
+        raw = read_line()
+        if not raw:
+            break
+        if first is None:
+            first = time.monotonic() - started
+        line = raw.decode().rstrip("\n")
+        commands.append(line)
+        verb = next((v for v in sorted(replies, key=len, reverse=True) if line.startswith(v)), None)
+        if verb is None:
+            raise SystemExit(f"call {call_id}: unexpected command {line!r}")
+        reply = replies[verb]
+        if verb == "STREAM FILE" and not line.endswith('""') and keys:
+            reply = key_reply.format(code=ord(keys.pop(0)))
+        write(reply.encode() + b"\n")
+        if verb == "HANGUP":
+            break
+    return commands, first
+
+
 def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str], key_reply: str,
              python_args: list[str] | None = None) -> CallResult:
-    keys = list(KEYS)
     child_env = {**os.environ, **env}
     child_env.pop("PYTHONPATH", None)
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, *(python_args or []), "-m", "ivr.agi.classic", "debt-call", call_id],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=REPO, env=child_env)
-    assert proc.stdin is not None and proc.stdout is not None
-    first = None
-    commands: list[str] = []
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdin is not None and stdout is not None
+
+    def write(data: bytes) -> None:
+        stdin.write(data)
+        stdin.flush()
+
     try:
-        proc.stdin.write(env_block(i, call_id))
-        proc.stdin.flush()
-        while True:
-            raw = proc.stdout.readline()
-            if not raw:
-                break
-            if first is None:
-                first = time.monotonic() - started
-            line = raw.decode().rstrip("\n")
-            commands.append(line)
-            verb = next((v for v in sorted(replies, key=len, reverse=True) if line.startswith(v)), None)
-            if verb is None:
-                raise SystemExit(f"call {call_id}: unexpected command {line!r}")
-            reply = replies[verb]
-            if verb == "STREAM FILE" and not line.endswith('""') and keys:
-                reply = key_reply.format(code=ord(keys.pop(0)))
-            proc.stdin.write(reply.encode() + b"\n")
-            proc.stdin.flush()
-            if verb == "HANGUP":
-                proc.stdin.close()
-                break
+        write(env_block(i, call_id))
+        commands, first = converse(call_id, stdout.readline, write, replies, key_reply, started)
+        stdin.close()
     finally:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        proc.stdout.close()
-        if not proc.stdin.closed:
-            proc.stdin.close()
+        stdout.close()
+        if not stdin.closed:
+            stdin.close()
     wall = time.monotonic() - started
     return CallResult(usage.ru_utime + usage.ru_stime, first if first is not None else float("nan"), wall,
                       commands, proc.returncode)
+
+
+def run_direct(i: int, call_id: str, port: int, replies: dict[str, str], key_reply: str) -> float:
+    """The same call as Asterisk's FastAGI client would place it, straight to the server (no AGI
+    process): the server's own share of the time to the first command."""
+    import socket
+
+    from ivr.agi.relay import network_env
+
+    lines = [line for line in env_block(i, call_id).split(b"\n") if line]
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock, sock.makefile("rb") as f:
+        sock.sendall(network_env(lines, "debt-call", [call_id], "127.0.0.1", port))
+        _commands, first = converse(call_id, f.readline, sock.sendall, replies, key_reply, started)
+        sock.shutdown(socket.SHUT_WR)
+        f.read()
+    return first if first is not None else float("nan")
 
 
 def check_stored(env: dict[str, str], call_ids: list[str]) -> tuple[int, int]:
@@ -283,7 +314,10 @@ def main() -> int:
     replies, key_reply = recorded_replies()
     workdir = Path(tempfile.mkdtemp(prefix="bench-classic-"))
     try:
-        env, call_ids = stage(workdir, args.calls)
+        env, call_ids = stage(workdir, args.calls * 2 if args.relay else args.calls)
+        direct_ids: list[str] = []
+        if args.relay:  # the second half is called straight over FastAGI, for the server's share
+            call_ids, direct_ids = call_ids[:args.calls], call_ids[args.calls:]
         if args.no_manifest:
             shutil.rmtree(workdir / "audio" / "calls", ignore_errors=True)
         manifests = len(list((workdir / "audio" / "calls").glob("*/*.json")))
@@ -298,16 +332,18 @@ def main() -> int:
             results = [run_call(i, cid, env, replies, key_reply, extra) for i, cid in enumerate(call_ids)]
             if server is not None:
                 server_cpu = proc_cpu(server.pid) - server_cpu
+                direct = [run_direct(len(call_ids) + i, cid, port, replies, key_reply)
+                          for i, cid in enumerate(direct_ids)]
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
         failed = [r for r in results if r.status != 0]
-        done, steps = check_stored(env, call_ids)
+        done, steps = check_stored(env, call_ids + direct_ids)
         cpu = [r.cpu for r in results]
         first = [r.first_command for r in results]
         wall = [r.wall for r in results]
-        mode = f"{manifests} manifest(s) for {len(call_ids)} calls" + (" (deleted: --no-manifest)" if args.no_manifest else "")
+        mode = f"{manifests} manifest(s) for {len(call_ids) + len(direct_ids)} staged calls" + (" (deleted: --no-manifest)" if args.no_manifest else "")
         mode += ", relayed to `ivr agi-server`" if args.relay else ", call run in the AGI process"
         load = os.getloadavg()
         print(f"classic AGI, real debt-call route, code of {REPO}, {mode}, {len(results)} calls, "
@@ -318,10 +354,12 @@ def main() -> int:
         print(f"  wall per call          median {statistics.median(wall):.3f}s")
         if args.relay:
             print(f"  agi-server CPU per call (mean over the calls) {server_cpu / len(results):.4f}s")
-        print(f"  exit status != 0: {len(failed)};  outcomes stored (paid_claim): {done}/{len(call_ids)};  "
+            print(f"  the same calls straight over FastAGI (no AGI process): connect -> first command "
+                  f"median {statistics.median(direct):.3f}s  p90 {pct(direct, 90):.3f}s")
+        print(f"  exit status != 0: {len(failed)};  outcomes stored (paid_claim): {done}/{len(call_ids) + len(direct_ids)};  "
               f"steps stored: {steps}")
         print(f"  commands of the first call: {results[0].commands}")
-        return 1 if failed or done != len(call_ids) else 0
+        return 1 if failed or done != len(call_ids) + len(direct_ids) else 0
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
