@@ -21,7 +21,8 @@ before (CallAudioSource logs the first fall-back of each kind):
   and mtime), the reasons (menu and replies), the admin options and the settings that shape
   speech. An edit made after staging therefore falls back. The fingerprint is computed once by
   the dialer (before rendering, so an edit during rendering also falls back) and by the call
-  side at most once per `ContentVersions.max_age` per language, not per call;
+  side at most once per `ContentVersions.max_age` per language, not per call (an edit reaches
+  calls that start up to 2 x max_age later);
 * the debt message's file is still in the cache (one stat, not one per phrase; a purged cache
   also removes the manifests, which live inside it).
 """
@@ -139,10 +140,14 @@ def fingerprint(session: Session, settings: Settings, language: str) -> str:
 
 
 class ContentVersions:
-    """The current fingerprint per language, recomputed at most once per `max_age` seconds (in a
-    thread, shared by every call start that asks meanwhile): a template edit is seen by calls
-    starting up to `max_age` later, and a busy server pays for one fingerprint a second, not one
-    per call."""
+    """The current fingerprint per language, recomputed in a thread, never once per call.
+
+    A value younger than `max_age` is used as it is. An older one starts a recomputation (one at
+    a time per language, shared by every call start that asks meanwhile) and is still used by the
+    call starts that come before the new value, as long as it is younger than twice `max_age`;
+    past that a call start waits for the new value. So under steady traffic no call start waits
+    for the database, and an edit reaches every call that starts at most 2 x `max_age` (plus one
+    computation) later."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, *, max_age: float = 1.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -159,10 +164,7 @@ class ContentVersions:
         with self._sessions() as session:
             return fingerprint(session, self._settings, language)
 
-    async def current(self, language: str) -> str:
-        known = self._known.get(language)
-        if known is not None and self._monotonic() - known[0] < self.max_age:
-            return known[1]
+    def _refresh(self, language: str) -> asyncio.Future[str]:
         pending = self._pending.get(language)
         if pending is None:
             started = self._monotonic()  # age counts from before the read: never younger than it is
@@ -171,10 +173,24 @@ class ContentVersions:
 
             def done(fut: asyncio.Future[str], language: str = language, started: float = started) -> None:
                 self._pending.pop(language, None)
-                if not fut.cancelled() and fut.exception() is None:
-                    self._known[language] = (started, fut.result())
+                if fut.cancelled():
+                    return
+                if fut.exception() is not None:
+                    log.warning("content fingerprint of %s not computed: %s", language, fut.exception())
+                    return
+                self._known[language] = (started, fut.result())
 
             pending.add_done_callback(done)
+        return pending
+
+    async def current(self, language: str) -> str:
+        known = self._known.get(language)
+        age = self._monotonic() - known[0] if known is not None else None
+        if known is not None and age is not None and age < self.max_age:
+            return known[1]
+        pending = self._refresh(language)
+        if known is not None and age is not None and age < 2 * self.max_age:
+            return known[1]  # recent enough while the new value is computed
         return await asyncio.shield(pending)
 
 

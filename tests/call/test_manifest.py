@@ -237,7 +237,17 @@ async def test_content_version_is_computed_once_per_max_age(rig: CallRig) -> Non
     assert await versions.current("ru") == first[0] and versions.computed == 1
     with rig.db.sessions.begin() as s:
         s.add(PromptTemplate(language="ru", name="closing", stage_code=None, body="До свидания."))
-    now[0] += 0.6
+    now[0] += 0.6  # older than max_age: recomputed in the background, the known value still serves
+    assert await versions.current("ru") == first[0]
+    for _ in range(600):  # the recomputation runs in a thread: wait for it (up to 30 s), not a fixed time
+        if versions.computed == 2 and not versions._pending:
+            break
+        await asyncio.sleep(0.05)
     changed = await versions.current("ru")
     assert versions.computed == 2 and changed != first[0]
-    assert await versions.current("en") != changed and versions.computed == 3  # per language
+    now[0] += 2.5  # older than twice max_age: a call start waits for the new value
+    with rig.db.sessions.begin() as s:
+        s.add(PromptTemplate(language="ru", name="greeting", stage_code=None, body="Добрый день."))
+    again = await versions.current("ru")
+    assert versions.computed == 3 and again not in (changed, first[0])
+    assert await versions.current("en") != again and versions.computed == 4  # per language
