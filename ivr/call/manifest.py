@@ -8,7 +8,7 @@ microseconds, no database round trip, nothing added to the writer the recorder d
 it costs the database nothing: no migration, no ~5 KB per attempt kept forever (most attempts are
 never answered and would never read it). Files live in one directory per local call date,
 ``<cache>/calls/<YYYY-MM-DD>/<call id>.json``; the dialer removes day directories older than
-yesterday when it opens a new day, so they never pile up.
+yesterday when it opens a new day (in a thread beside the call), so they never pile up.
 
 A manifest is used only if all of these hold, otherwise the call start prepares the audio as
 before (CallAudioSource logs the first fall-back of each kind):
@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -237,7 +238,8 @@ def write(cache_root: Path, call_id: str, day: dt.date, data: bytes) -> Path:
     new_day = not path.parent.is_dir()
     if new_day:
         _make_dir(path.parent)
-        remove_old_days(cache_root, day)
+        # a day of manifests can be tens of thousands of files: removed beside, not before, this call
+        threading.Thread(target=remove_old_days, args=(cache_root, day), name="manifest-cleanup", daemon=True).start()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

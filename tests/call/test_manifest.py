@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import shutil
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,12 @@ def test_old_day_directories_are_removed_when_a_new_day_starts(tmp_path: Path) -
     for day in (dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)):
         manifest.write(tmp_path, "d1", day, data)
     manifest.write(tmp_path, "d1", dt.date(2026, 11, 22), data)
-    assert sorted(p.name for p in manifest.calls_dir(tmp_path).iterdir()) == ["2026-11-21", "2026-11-22"]
+    for _ in range(600):  # removed by a thread beside the write: wait for it (up to 30 s)
+        days = sorted(p.name for p in manifest.calls_dir(tmp_path).iterdir())
+        if days == ["2026-11-21", "2026-11-22"]:
+            break
+        time.sleep(0.05)
+    assert days == ["2026-11-21", "2026-11-22"]
 
 
 async def test_content_version_is_computed_once_per_max_age(rig: CallRig) -> None:
