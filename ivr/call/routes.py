@@ -15,6 +15,7 @@ from ivr.agi.server import Handler, host_allowed, parse_allow
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder, CallRefused
 from ivr.call.script import CallOptions, DebtCall
+from ivr.call.writer import FactWriter
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.dialplan_vars import ROUTE_DEBT_CALL
@@ -76,6 +77,10 @@ class DebtCallRoute:
                         today=prepared.today, horizon=prepared.horizon)
         await call.run()
 
+    def close(self) -> None:
+        """At shutdown, after the last call: commit the facts still queued (see `close_routes`)."""
+        self.recorder.close()
+
 
 async def _end(channel: AGIChannel, message: str) -> None:
     try:
@@ -95,7 +100,11 @@ def agi_sources(settings: Settings) -> dict[str, Callable[[str], bool]]:
     return out
 
 
-def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None) -> tuple[CallRecorder, CallAudioSource]:
+def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None, *,
+                     writer: FactWriter | None = None) -> tuple[CallRecorder, CallAudioSource]:
+    """The recorder and audio source of the call script. `writer` is the process's call facts
+    writer, started and closed by the caller (`ivr run`); without one the recorder starts its own
+    and closes it with `DebtCallRoute.close` (`ivr agi-server`) or at process exit (classic AGI)."""
     from ivr.prompts.render import PromptStore
     from ivr.voice.cache import AudioCache
     from ivr.voice.prepare import AudioPreparer
@@ -105,7 +114,8 @@ def build_call_parts(settings: Settings, db: Database, clock: Clock | None = Non
     store = PromptStore(settings.prompts_dir, db.sessions)
     cache = AudioCache(settings.audio_cache_dir, get_engine(settings))
     preparer = AudioPreparer(store, cache, settings)
-    recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings))
+    recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings),
+                            writer=writer)
     return recorder, CallAudioSource(db.sessions, preparer, clock, settings)
 
 

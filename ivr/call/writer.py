@@ -1,0 +1,300 @@
+"""One writer for the facts of every call in this process: a thread with its own database
+connection, fed by a queue, that commits what has arrived in groups.
+
+Why: a call establishes about 14 facts (answered, every step, identity, promise, the final
+outcome...). Writing each in its own ORM transaction on a worker thread cost more CPU (and GIL)
+than the rest of the call path together at a few hundred calls. Here a fact is a small function
+of a SQLAlchemy Core `Connection` (a couple of INSERT/UPDATE statements, no ORM unit of work), and
+the thread applies whatever has arrived in one transaction:
+
+* group commit: the first fact of a group opens a window of `window` seconds (default 10 ms);
+  everything that arrives in it, up to `max_group` facts, is applied, then committed at once.
+  A fact that someone waits for (`call`: a read, an id, the call's final write) ends the window
+  at once, so the one waiting is not delayed by it.
+* a fact is durable (committed) at most about `window` plus one group's apply-and-commit time
+  after it was submitted; see README "Durability of call facts" for the exact guarantee.
+* the event loop never waits for the database: `write` only puts the fact on the queue; `call`
+  returns a future the caller may await.
+* a group that fails (a database error) is rolled back and its facts are applied again one per
+  transaction on a fresh connection: a fact that fails alone is logged (and its future, if any,
+  gets the error); the others are stored. Nothing the writer does can leave a call waiting: every
+  future is resolved, with a result or an error, also when the writer is closed.
+* facts are applied in the order they were submitted (one thread, one queue), so a call's later
+  facts see its earlier ones.
+
+`close()` applies and commits everything submitted before it, then stops the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Fact = Callable[[Connection], Any]
+
+DEFAULT_WINDOW = 0.010
+DEFAULT_MAX_GROUP = 256
+
+
+class WriterClosed(RuntimeError):
+    """A fact was submitted after `FactWriter.close()`."""
+
+
+@dataclass(slots=True)
+class _Item:
+    fact: Fact | None  # None: a flush marker (nothing to apply, only to wait for)
+    label: str
+    future: concurrent.futures.Future[Any] | None = None
+
+
+_STOP = object()
+
+
+@dataclass
+class WriterStats:
+    """Counters (read without a lock: approximate while the writer runs, exact after flush)."""
+
+    facts: int = 0  # facts committed
+    commits: int = 0  # transactions committed
+    failed: int = 0  # facts that could not be stored (logged)
+    group_failures: int = 0  # groups rolled back and applied again one fact at a time
+    largest_group: int = 0
+    groups: list[int] = field(default_factory=list)  # sizes of the last groups (for tests/diagnostics)
+
+
+class FactWriter:
+    """The single writer of call facts for one process (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, window: float = DEFAULT_WINDOW, max_group: int = DEFAULT_MAX_GROUP,
+                 name: str = "call-facts-writer") -> None:
+        if window < 0 or max_group < 1:
+            raise ValueError("window must be >= 0 and max_group >= 1")
+        self.engine = engine
+        self.window = window
+        self.max_group = max_group
+        self.name = name
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        self._conn: Connection | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> FactWriter:
+        with self._start_lock:
+            if self._closed:
+                raise WriterClosed(f"{self.name} is closed")
+            if self._thread is None:
+                # daemon: a process that forgets close() still exits; atexit below still flushes
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+                _open_writers.add(self)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Apply and commit everything submitted so far, then stop the thread and release the
+        connection. Returns False when the thread did not finish within `timeout`. Idempotent."""
+        with self._start_lock:
+            if self._closed:
+                thread = self._thread
+                return thread is None or not thread.is_alive()
+            self._closed = True
+            thread = self._thread
+        if thread is None:
+            return True
+        self._queue.put(_STOP)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("%s: still writing after %.0fs at shutdown; facts not yet committed may be lost",
+                      self.name, timeout or 0)
+            return False
+        _open_writers.discard(self)
+        return True
+
+    async def aclose(self, timeout: float | None = 30.0) -> bool:
+        """`close` without blocking the event loop."""
+        return await asyncio.to_thread(self.close, timeout)
+
+    # -- submitting -----------------------------------------------------------------------------
+    def write(self, fact: Fact, label: str = "") -> None:
+        """Queue a fact; returns at once. Its errors are logged by the writer."""
+        self._put(_Item(fact, label))
+
+    def submit(self, fact: Callable[[Connection], T], label: str = "") -> concurrent.futures.Future[T]:
+        """Queue a fact whose result someone needs; the future resolves once the fact's group is
+        committed (with the fact's return value) or failed (with the error). Ends the current
+        group window at once."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._put(_Item(fact, label, future))
+        return future
+
+    async def call(self, fact: Callable[[Connection], T], label: str = "") -> T:
+        """`submit` for the event loop: await the committed result without blocking the loop."""
+        return await asyncio.wrap_future(self.submit(fact, label))
+
+    def flush_future(self) -> concurrent.futures.Future[None]:
+        """A future that resolves once every fact submitted before this call is committed (or
+        logged as failed)."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._put(_Item(None, "flush", future))
+        return future
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        self.flush_future().result(timeout)
+
+    async def aflush(self) -> None:
+        await asyncio.wrap_future(self.flush_future())
+
+    def _put(self, item: _Item) -> None:
+        if self._closed:
+            error = WriterClosed(f"{self.name} is closed: fact {item.label or '?'} not stored")
+            if item.future is not None:
+                item.future.set_exception(error)
+                return
+            raise error
+        if self._thread is None:
+            self.start()
+        self._queue.put(item)
+
+    # -- the thread -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            group: list[_Item] = [first]
+            urgent = first.future is not None
+            deadline = time.monotonic() + self.window
+            while len(group) < self.max_group:
+                try:
+                    if urgent:
+                        # someone waits: take only what is queued already, then commit
+                        nxt = self._queue.get_nowait()
+                    else:
+                        left = deadline - time.monotonic()
+                        nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                group.append(nxt)
+                urgent = urgent or nxt.future is not None
+            try:
+                self._apply(group)
+            except BaseException:  # noqa: BLE001 - the writer thread must outlive any one group
+                log.exception("%s: unexpected error applying a group of %d fact(s)", self.name, len(group))
+                for item in group:
+                    _fail(item, RuntimeError("call facts writer error"))
+        # drain what was queued behind the stop marker (submitted before close() returned)
+        rest: list[_Item] = []
+        while True:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is not _STOP:
+                rest.append(nxt)
+        for start in range(0, len(rest), self.max_group):
+            self._apply(rest[start:start + self.max_group])
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; drop it anyway
+                log.debug("%s: closing a failed connection", self.name, exc_info=True)
+            self._conn = None
+
+    def _apply(self, group: list[_Item]) -> None:
+        stats = self.stats
+        results: list[Any] = []
+        try:
+            conn = self._connection()
+            with conn.begin():
+                for item in group:
+                    results.append(item.fact(conn) if item.fact is not None else None)
+        except Exception as exc:  # noqa: BLE001 - isolate the fact that fails, keep the others
+            stats.group_failures += 1
+            log.warning("%s: a group of %d fact(s) failed (%s: %s); applying them one by one",
+                        self.name, len(group), type(exc).__name__, exc)
+            self._drop_connection()
+            self._apply_one_by_one(group)
+            return
+        stats.commits += 1
+        size = sum(1 for item in group if item.fact is not None)
+        stats.facts += size
+        stats.largest_group = max(stats.largest_group, size)
+        stats.groups.append(size)
+        del stats.groups[:-64]
+        for item, result in zip(group, results, strict=True):
+            if item.future is not None and not item.future.done():
+                item.future.set_result(result)
+
+    def _apply_one_by_one(self, group: list[_Item]) -> None:
+        stats = self.stats
+        for item in group:
+            if item.fact is None:
+                if item.future is not None and not item.future.done():
+                    item.future.set_result(None)
+                continue
+            try:
+                conn = self._connection()
+                with conn.begin():
+                    result = item.fact(conn)
+            except Exception as exc:  # noqa: BLE001 - logged here, handed to whoever waits
+                stats.failed += 1
+                log.error("%s: fact %s could not be stored: %s: %s", self.name, item.label or "?",
+                          type(exc).__name__, exc, exc_info=exc)
+                self._drop_connection()
+                _fail(item, exc)
+                continue
+            stats.commits += 1
+            stats.facts += 1
+            if item.future is not None and not item.future.done():
+                item.future.set_result(result)
+
+
+def _fail(item: _Item, exc: BaseException) -> None:
+    if item.future is not None and not item.future.done():
+        item.future.set_exception(exc)
+
+
+# Writers a process forgot to close are flushed at exit (daemon threads are killed after atexit).
+_open_writers: weakref.WeakSet[FactWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_writers() -> None:
+    for writer in list(_open_writers):
+        writer.close(timeout=10)
