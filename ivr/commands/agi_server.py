@@ -47,7 +47,12 @@ def run(args: argparse.Namespace, routes: Mapping[str, Handler] | None = None) -
         print(f"agi-server: {exc}", file=sys.stderr)
         return 2
     freeze_startup_objects()
-    asyncio.run(serve(server, grace=args.grace))
+    try:
+        asyncio.run(serve(server, grace=args.grace))
+    finally:
+        from ivr.agi.routing import close_routes
+
+        close_routes(routes)  # commits the call facts still queued (ivr.call.writer)
     return 0
 
 
