@@ -13,6 +13,7 @@ them, as before."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Table, case, func, insert, literal, select, update
+from sqlalchemy import DateTime, String, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,8 +56,14 @@ _REASONS = cast(Table, Reason.__table__)
 _PHONES = cast(Table, PhoneNumber.__table__)
 _OPT_OUTS = cast(Table, OptOut.__table__)
 
-# Built once: the statements a call repeats most (the compiled form is cached by SQLAlchemy).
+# Built once, with bound parameters: building a statement and computing its cache key cost more
+# CPU than running it. Parameter names start with b_ (a name equal to a column would be taken as
+# a SET value).
+_B = bindparam
 _INSERT_STEP = insert(_STEPS)
+_INSERT_OUTCOME = insert(_OUTCOMES)
+_INSERT_PROMISE = insert(_PROMISES)
+_INSERT_OPT_OUT = insert(_OPT_OUTS)
 _LOAD = (
     select(_ATTEMPTS.c.id, _ATTEMPTS.c.state, _ATTEMPTS.c.result, _ATTEMPTS.c.originated_at, _ATTEMPTS.c.uniqueid,
            _ATTEMPTS.c.server, _ATTEMPTS.c.account_id, _ATTEMPTS.c.debt_case_id, _ATTEMPTS.c.phone_number_id,
@@ -66,7 +73,41 @@ _LOAD = (
            _CASES.c.id.label("case_id"), _CASES.c.amount_owed, _CASES.c.state.label("case_state"))
     .select_from(_ATTEMPTS.join(_ACCOUNTS, _ACCOUNTS.c.id == _ATTEMPTS.c.account_id)
                  .outerjoin(_CASES, _CASES.c.id == _ATTEMPTS.c.debt_case_id))
+    .where(_ATTEMPTS.c.action_id == _B("b_call", type_=String()))
 )
+_ANSWERED = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt")).values(
+    # a DONE attempt (the dialer saw the hang-up first) stays done
+    state=case((_ATTEMPTS.c.state == AttemptState.DONE.value, _ATTEMPTS.c.state), else_=AttemptState.ANSWERED.value),
+    answered_at=func.coalesce(_ATTEMPTS.c.answered_at, _B("b_now", type_=DateTime())),
+    amd_status=_B("b_amd", type_=String()),
+)
+_OUTCOME_ID = select(_OUTCOMES.c.id).where(_OUTCOMES.c.attempt_id == _B("b_attempt"))
+_ATTEMPT_RESULT = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt")).values(result=_B("b_result", type_=String()))
+_PHONE_WRONG_PARTY = update(_PHONES).where(_PHONES.c.id == _B("b_phone")).values(
+    status="wrong_party", status_at=_B("b_now", type_=DateTime()))
+_CASE_AMOUNT = select(_CASES.c.amount_owed).where(_CASES.c.id == _B("b_case"))
+_CANCEL_PENDING_PROMISES = update(_PROMISES).where(
+    _PROMISES.c.debt_case_id == _B("b_case"), _PROMISES.c.status == "pending",
+).values(status="cancelled", resolved_at=_B("b_now", type_=DateTime()))
+_CASE_PROMISED = update(_CASES).where(_CASES.c.id == _B("b_case")).values(
+    state=case((_CASES.c.state == CaseState.ACTIVE.value, CaseState.PROMISED.value), else_=_CASES.c.state),
+    promise_broken=False)
+_CASE_PAID_CLAIM = update(_CASES).where(_CASES.c.id == _B("b_case")).values(
+    next_attempt_at=_B("b_next", type_=DateTime()), wait_reason="paid_claim")
+_CASE_UNSCHEDULED = update(_CASES).where(_CASES.c.id == _B("b_case")).values(next_attempt_at=None)
+_REASON_BY_CODE = select(_REASONS.c.id, _REASONS.c.actionable, _REASONS.c.route).where(
+    _REASONS.c.code == _B("b_code", type_=String()))
+_FINISH_RESULT = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt"), _ATTEMPTS.c.result.is_(None)).values(
+    result=AttemptResult.ANSWERED.value)
+_FINISH_KIND = update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == _B("b_attempt"), _OUTCOMES.c.kind.is_(None)).values(
+    kind=_B("b_kind", type_=String()))
+
+
+@functools.cache
+def _outcome_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE of the call's outcome row setting `columns` (parameters v_<column>)."""
+    return update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == _B("b_attempt")).values(
+        {name: _B(f"v_{name}", type_=_OUTCOMES.c[name].type) for name in columns})
 
 
 class CallRefused(Exception):
@@ -138,20 +179,21 @@ def _naive(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
-def _stamp(value: dt.datetime) -> Any:
-    # a typed bind: inside coalesce() SQLite needs the DateTime type to store the usual format
-    return literal(value, DateTime())
+def _outcome_params(attempt_id: int, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    params = {f"v_{name}": value for name, value in values.items()}
+    params["b_attempt"] = attempt_id
+    return _outcome_update(tuple(values)), params
 
 
 def _set_outcome(conn: Connection, info: CallInfo, values: Mapping[str, Any]) -> None:
     """Update the call's outcome row (`answered` created it); create it if it is missing."""
-    result = conn.execute(update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == info.attempt_id).values(**values))
-    if outbox.events.rowcount(result) == 0:
-        conn.execute(insert(_OUTCOMES).values(attempt_id=info.attempt_id, debt_case_id=info.case_id, **values))
+    stmt, params = _outcome_params(info.attempt_id, values)
+    if outbox.events.rowcount(conn.execute(stmt, params)) == 0:
+        conn.execute(_INSERT_OUTCOME, {"attempt_id": info.attempt_id, "debt_case_id": info.case_id, **values})
 
 
 def _update_outcome_if_any(conn: Connection, attempt_id: int, values: Mapping[str, Any]) -> None:
-    conn.execute(update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == attempt_id).values(**values))
+    conn.execute(*_outcome_params(attempt_id, values))
 
 
 class CallRecorder:
@@ -191,7 +233,7 @@ class CallRecorder:
         any facts queued before it)."""
 
         def fact(conn: Connection) -> Any:
-            return conn.execute(_LOAD.where(_ATTEMPTS.c.action_id == call_id)).first()
+            return conn.execute(_LOAD, {"b_call": call_id}).first()
 
         row = await self.writer.call(fact, f"load {call_id[:64]!r}")
         if row is None:
@@ -225,14 +267,10 @@ class CallRecorder:
         now = self._now()
 
         def fact(conn: Connection) -> None:
-            conn.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == info.attempt_id).values(
-                state=case((_ATTEMPTS.c.state == AttemptState.DONE.value, _ATTEMPTS.c.state),
-                           else_=AttemptState.ANSWERED.value),
-                answered_at=func.coalesce(_ATTEMPTS.c.answered_at, _stamp(now)),
-                amd_status=amd_status))
-            if conn.execute(select(_OUTCOMES.c.id).where(_OUTCOMES.c.attempt_id == info.attempt_id)).first() is None:
-                conn.execute(insert(_OUTCOMES).values(attempt_id=info.attempt_id, debt_case_id=info.case_id,
-                                                      created_at=now))
+            conn.execute(_ANSWERED, {"b_attempt": info.attempt_id, "b_now": now, "b_amd": amd_status})
+            if conn.execute(_OUTCOME_ID, {"b_attempt": info.attempt_id}).first() is None:
+                conn.execute(_INSERT_OUTCOME, {"attempt_id": info.attempt_id, "debt_case_id": info.case_id,
+                                               "created_at": now})
 
         self.writer.write(fact, self._label(info, "answered"))
 
@@ -241,11 +279,8 @@ class CallRecorder:
         self._seq[info.attempt_id] = seq
         row = {"attempt_id": info.attempt_id, "seq": seq, "step": step, "keys": keys[:40], "result": result[:40],
                "detail": detail[:200], "created_at": self._now()}
-
-        def fact(conn: Connection) -> None:
-            conn.execute(_INSERT_STEP, row)
-
-        self.writer.write(fact, self._label(info, f"step {step}"))
+        # a plain row: the steps of a group go in as one executemany
+        self.writer.write_row(_INSERT_STEP, row, "step")
 
     async def _outcome(self, info: CallInfo, what: str, **values: object) -> None:
         def fact(conn: Connection) -> None:
@@ -263,19 +298,16 @@ class CallRecorder:
         now = self._now()
 
         def fact(conn: Connection) -> None:
-            conn.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == info.attempt_id)
-                         .values(result=AttemptResult.WRONG_PARTY.value))
+            conn.execute(_ATTEMPT_RESULT, {"b_attempt": info.attempt_id, "b_result": AttemptResult.WRONG_PARTY.value})
             if info.phone_number_id is not None:
-                conn.execute(update(_PHONES).where(_PHONES.c.id == info.phone_number_id)
-                             .values(status="wrong_party", status_at=now))
+                conn.execute(_PHONE_WRONG_PARTY, {"b_phone": info.phone_number_id, "b_now": now})
             _update_outcome_if_any(conn, info.attempt_id, {"identity": "denied", "kind": "wrong_party"})
 
         self.writer.write(fact, self._label(info, "wrong party"))
 
     async def machine(self, info: CallInfo, message_left: bool) -> None:
         def fact(conn: Connection) -> None:
-            conn.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == info.attempt_id)
-                         .values(result=AttemptResult.MACHINE.value))
+            conn.execute(_ATTEMPT_RESULT, {"b_attempt": info.attempt_id, "b_result": AttemptResult.MACHINE.value})
             _update_outcome_if_any(conn, info.attempt_id, {"kind": "machine"})
 
         self.writer.write(fact, self._label(info, "machine"))
@@ -285,18 +317,14 @@ class CallRecorder:
 
         def fact(conn: Connection) -> None:
             if info.case_id is not None:
-                amount = conn.execute(select(_CASES.c.amount_owed).where(_CASES.c.id == info.case_id)).scalar_one()
+                amount = conn.execute(_CASE_AMOUNT, {"b_case": info.case_id}).scalar_one()
                 # a new promise replaces the case's pending one
-                conn.execute(update(_PROMISES).where(_PROMISES.c.debt_case_id == info.case_id,
-                                                     _PROMISES.c.status == "pending")
-                             .values(status="cancelled", resolved_at=now))
-                conn.execute(insert(_PROMISES).values(
-                    debt_case_id=info.case_id, attempt_id=info.attempt_id, source="robot", promised_date=date,
-                    amount=amount, status="pending", stage_code=info.stage_code, created_at=now))
-                conn.execute(update(_CASES).where(_CASES.c.id == info.case_id).values(
-                    state=case((_CASES.c.state == CaseState.ACTIVE.value, CaseState.PROMISED.value),
-                               else_=_CASES.c.state),
-                    promise_broken=False))
+                conn.execute(_CANCEL_PENDING_PROMISES, {"b_case": info.case_id, "b_now": now})
+                conn.execute(_INSERT_PROMISE, {
+                    "debt_case_id": info.case_id, "attempt_id": info.attempt_id, "source": "robot",
+                    "promised_date": date, "amount": amount, "status": "pending", "stage_code": info.stage_code,
+                    "created_at": now})
+                conn.execute(_CASE_PROMISED, {"b_case": info.case_id})
                 outbox.promise_made(conn, info.case_id, now)
             _update_outcome_if_any(conn, info.attempt_id, {"kind": "promise", "promise_date": date})
 
@@ -308,8 +336,7 @@ class CallRecorder:
         def fact(conn: Connection) -> None:
             if info.case_id is not None:
                 # wait for the payment to reach billing before calling again
-                conn.execute(update(_CASES).where(_CASES.c.id == info.case_id).values(
-                    next_attempt_at=now + dt.timedelta(days=grace_days), wait_reason="paid_claim"))
+                conn.execute(_CASE_PAID_CLAIM, {"b_case": info.case_id, "b_next": now + dt.timedelta(days=grace_days)})
             _update_outcome_if_any(conn, info.attempt_id, {"kind": "paid_claim", "paid_claim": True})
 
         self.writer.write(fact, self._label(info, "paid claim"))
@@ -321,8 +348,7 @@ class CallRecorder:
         now = self._now()
 
         def fact(conn: Connection) -> int | None:
-            reason = conn.execute(select(_REASONS.c.id, _REASONS.c.actionable, _REASONS.c.route)
-                                  .where(_REASONS.c.code == code)).first() if code else None
+            reason = conn.execute(_REASON_BY_CODE, {"b_code": code}).first() if code else None
             _update_outcome_if_any(conn, info.attempt_id, {"kind": "reason", "reason_id": reason.id if reason else None})
             if reason is None or not reason.actionable or not reason.route:
                 return None
@@ -349,12 +375,12 @@ class CallRecorder:
         now = self._now()
 
         def fact(conn: Connection) -> None:
-            conn.execute(insert(_OPT_OUTS).values(account_id=info.account_id, phone=info.phone, source="keypad",
-                                                  note=f"attempt {info.attempt_id}", created_at=now))
+            conn.execute(_INSERT_OPT_OUT, {"account_id": info.account_id, "phone": info.phone, "source": "keypad",
+                                           "note": f"attempt {info.attempt_id}", "created_at": now})
             if info.case_id is not None:
                 # off the robot's schedule at once; the debt itself stays open for billing and
                 # operators
-                conn.execute(update(_CASES).where(_CASES.c.id == info.case_id).values(next_attempt_at=None))
+                conn.execute(_CASE_UNSCHEDULED, {"b_case": info.case_id})
             _update_outcome_if_any(conn, info.attempt_id, {"kind": "opt_out", "opted_out": True})
             outbox.opt_out_added(conn, info.account_id, info.phone, now)
 
@@ -370,10 +396,8 @@ class CallRecorder:
         self._seq.pop(info.attempt_id, None)
 
         def fact(conn: Connection) -> None:
-            conn.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == info.attempt_id, _ATTEMPTS.c.result.is_(None))
-                         .values(result=AttemptResult.ANSWERED.value))
-            conn.execute(update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == info.attempt_id, _OUTCOMES.c.kind.is_(None))
-                         .values(kind=default_kind))
+            conn.execute(_FINISH_RESULT, {"b_attempt": info.attempt_id})
+            conn.execute(_FINISH_KIND, {"b_attempt": info.attempt_id, "b_kind": default_kind})
             outbox.call_outcome(conn, info.attempt_id, now)
 
         try:

@@ -56,9 +56,11 @@ class WriterClosed(RuntimeError):
 
 @dataclass(slots=True)
 class _Item:
-    fact: Fact | None  # None: a flush marker (nothing to apply, only to wait for)
+    fact: Fact | None  # None: a flush marker (nothing to apply, only to wait for), or a row
     label: str
     future: concurrent.futures.Future[Any] | None = None
+    insert: Any = None  # a prebuilt INSERT: `row` goes in with the group's other rows for it
+    row: dict[str, Any] | None = None
 
 
 _STOP = object()
@@ -138,6 +140,12 @@ class FactWriter:
     def write(self, fact: Fact, label: str = "") -> None:
         """Queue a fact; returns at once. Its errors are logged by the writer."""
         self._put(_Item(fact, label))
+
+    def write_row(self, insert: Any, row: dict[str, Any], label: str = "") -> None:
+        """Queue one row for a prebuilt INSERT (e.g. a call step): the rows of one group for the
+        same statement go to the database in one executemany, after the group's other facts (so
+        use it only for rows nothing else in the group reads)."""
+        self._put(_Item(None, label, None, insert, row))
 
     def submit(self, fact: Callable[[Connection], T], label: str = "") -> concurrent.futures.Future[T]:
         """Queue a fact whose result someone needs; the future resolves once the fact's group is
@@ -242,8 +250,15 @@ class FactWriter:
         try:
             conn = self._connection()
             with conn.begin():
+                rows: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
                 for item in group:
-                    results.append(item.fact(conn) if item.fact is not None else None)
+                    if item.insert is not None:
+                        rows.setdefault(id(item.insert), (item.insert, []))[1].append(item.row or {})
+                        results.append(None)
+                    else:
+                        results.append(item.fact(conn) if item.fact is not None else None)
+                for insert, params in rows.values():
+                    conn.execute(insert, params)
         except Exception as exc:  # noqa: BLE001 - isolate the fact that fails, keep the others
             stats.group_failures += 1
             log.warning("%s: a group of %d fact(s) failed (%s: %s); applying them one by one",
@@ -252,7 +267,7 @@ class FactWriter:
             self._apply_one_by_one(group)
             return
         stats.commits += 1
-        size = sum(1 for item in group if item.fact is not None)
+        size = sum(1 for item in group if item.fact is not None or item.insert is not None)
         stats.facts += size
         stats.largest_group = max(stats.largest_group, size)
         stats.groups.append(size)
@@ -264,14 +279,19 @@ class FactWriter:
     def _apply_one_by_one(self, group: list[_Item]) -> None:
         stats = self.stats
         for item in group:
-            if item.fact is None:
+            if item.fact is None and item.insert is None:
                 if item.future is not None and not item.future.done():
                     item.future.set_result(None)
                 continue
             try:
                 conn = self._connection()
                 with conn.begin():
-                    result = item.fact(conn)
+                    if item.insert is not None:
+                        conn.execute(item.insert, item.row or {})
+                        result = None
+                    else:
+                        assert item.fact is not None
+                        result = item.fact(conn)
             except Exception as exc:  # noqa: BLE001 - logged here, handed to whoever waits
                 stats.failed += 1
                 log.error("%s: fact %s could not be stored: %s: %s", self.name, item.label or "?",

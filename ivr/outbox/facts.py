@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -53,10 +53,34 @@ _OPT_OUTS = cast(Table, OptOut.__table__)
 _PHONES = cast(Table, PhoneNumber.__table__)
 
 
+# Built once with bound parameters (the call facts writer runs these thousands of times).
+_CASE_REF = select(_CASES.c.id, _CASES.c.state, _CASES.c.amount_owed, _CASES.c.currency) \
+    .where(_CASES.c.id == bindparam("f_case"))
+_CASE_ACCOUNT = select(_CASES.c.account_id).where(_CASES.c.id == bindparam("f_case"))
+_ATTEMPT_FOR_OUTCOME = select(
+    _ATTEMPTS.c.id, _ATTEMPTS.c.action_id, _ATTEMPTS.c.phone, _ATTEMPTS.c.stage_code, _ATTEMPTS.c.language,
+    _ATTEMPTS.c.result, _ATTEMPTS.c.answered_at, _ATTEMPTS.c.account_id, _ATTEMPTS.c.debt_case_id,
+).where(_ATTEMPTS.c.id == bindparam("f_attempt"))
+_OUTCOME_OF_ATTEMPT = (
+    select(_OUTCOMES.c.kind, _OUTCOMES.c.identity, _OUTCOMES.c.promise_date, _OUTCOMES.c.paid_claim,
+           _OUTCOMES.c.opted_out, _OUTCOMES.c.human_requested, _OUTCOMES.c.message_delivered,
+           _REASONS.c.code.label("reason_code"))
+    .select_from(_OUTCOMES.outerjoin(_REASONS, _REASONS.c.id == _OUTCOMES.c.reason_id))
+    .where(_OUTCOMES.c.attempt_id == bindparam("f_attempt"))
+)
+_NEWEST_PENDING_PROMISE = (
+    select(_PROMISES).where(_PROMISES.c.debt_case_id == bindparam("f_case"), _PROMISES.c.status == "pending")
+    .order_by(_PROMISES.c.id.desc()).limit(1)
+)
+_NEWEST_OPT_OUT = select(_OPT_OUTS).order_by(_OPT_OUTS.c.id.desc()).limit(1)
+_NEWEST_OPT_OUT_OF_ACCOUNT = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.account_id == bindparam("f_account"))
+_NEWEST_OPT_OUT_OF_PHONE = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.phone == bindparam("f_phone"))
+_ACCOUNTS_OF_NUMBER = select(_PHONES.c.account_id).where(_PHONES.c.number == bindparam("f_phone")) \
+    .order_by(_PHONES.c.account_id)
+
+
 def _case_ref(session: Db, case_id: int | None) -> dict[str, Any]:
-    case = session.execute(
-        select(_CASES.c.id, _CASES.c.state, _CASES.c.amount_owed, _CASES.c.currency).where(_CASES.c.id == case_id)
-    ).first() if case_id is not None else None
+    case = session.execute(_CASE_REF, {"f_case": case_id}).first() if case_id is not None else None
     if case is None:
         return {"case_id": case_id}
     return {"case_id": case.id, "case_state": case.state, "amount_owed": _money(case.amount_owed),
@@ -65,20 +89,10 @@ def _case_ref(session: Db, case_id: int | None) -> dict[str, Any]:
 
 def call_outcome(session: Db, attempt_id: int, now: dt.datetime) -> bool:
     """An answered call's script has finished: what the call established, final."""
-    attempt = session.execute(
-        select(_ATTEMPTS.c.id, _ATTEMPTS.c.action_id, _ATTEMPTS.c.phone, _ATTEMPTS.c.stage_code,
-               _ATTEMPTS.c.language, _ATTEMPTS.c.result, _ATTEMPTS.c.answered_at, _ATTEMPTS.c.account_id,
-               _ATTEMPTS.c.debt_case_id).where(_ATTEMPTS.c.id == attempt_id)
-    ).first()
+    attempt = session.execute(_ATTEMPT_FOR_OUTCOME, {"f_attempt": attempt_id}).first()
     if attempt is None:
         return False
-    outcome = session.execute(
-        select(_OUTCOMES.c.kind, _OUTCOMES.c.identity, _OUTCOMES.c.promise_date, _OUTCOMES.c.paid_claim,
-               _OUTCOMES.c.opted_out, _OUTCOMES.c.human_requested, _OUTCOMES.c.message_delivered,
-               _REASONS.c.code.label("reason_code"))
-        .select_from(_OUTCOMES.outerjoin(_REASONS, _REASONS.c.id == _OUTCOMES.c.reason_id))
-        .where(_OUTCOMES.c.attempt_id == attempt_id)
-    ).first()
+    outcome = session.execute(_OUTCOME_OF_ATTEMPT, {"f_attempt": attempt_id}).first()
     payload: dict[str, Any] = {
         "call_id": attempt.action_id, "attempt_id": attempt.id, "phone": attempt.phone,
         "stage": attempt.stage_code, "language": attempt.language, "result": attempt.result,
@@ -109,11 +123,8 @@ def _promise_payload(session: Db, promise: Any) -> dict[str, Any]:
 
 def promise_made(session: Db, case_id: int, now: dt.datetime) -> bool:
     """A promise was just added to the case (the newest pending one)."""
-    promise = session.execute(
-        select(_PROMISES).where(_PROMISES.c.debt_case_id == case_id, _PROMISES.c.status == "pending")
-        .order_by(_PROMISES.c.id.desc()).limit(1)
-    ).first()
-    account_id = session.execute(select(_CASES.c.account_id).where(_CASES.c.id == case_id)).scalar()
+    promise = session.execute(_NEWEST_PENDING_PROMISE, {"f_case": case_id}).first()
+    account_id = session.execute(_CASE_ACCOUNT, {"f_case": case_id}).scalar()
     if promise is None or account_id is None:
         return False
     return events.record(session, events.PROMISE_MADE, account_id, _promise_payload(session, promise), now,
@@ -164,15 +175,12 @@ def promises_kept_on_import(conn: Connection, case_ids: Sequence[int], now: dt.d
 def opt_out_added(session: Db, account_id: int | None, phone: str | None, now: dt.datetime) -> int:
     """The newest opt-out of this account (or, without an account, of this phone number): one
     event for the account, or for every account that lists the number."""
-    stmt = select(_OPT_OUTS).order_by(_OPT_OUTS.c.id.desc()).limit(1)
-    stmt = stmt.where(_OPT_OUTS.c.account_id == account_id) if account_id is not None \
-        else stmt.where(_OPT_OUTS.c.phone == phone)
-    opt = session.execute(stmt).first()
+    opt = session.execute(_NEWEST_OPT_OUT_OF_ACCOUNT, {"f_account": account_id}).first() if account_id is not None \
+        else session.execute(_NEWEST_OPT_OUT_OF_PHONE, {"f_phone": phone}).first()
     if opt is None:
         return 0
     accounts = [opt.account_id] if opt.account_id is not None else list(
-        session.execute(select(_PHONES.c.account_id).where(_PHONES.c.number == opt.phone)
-                        .order_by(_PHONES.c.account_id)).scalars()
+        session.execute(_ACCOUNTS_OF_NUMBER, {"f_phone": opt.phone}).scalars()
     )
     payload = {"opt_out_id": opt.id, "phone": opt.phone, "source": opt.source, "note": opt.note,
                "created_at": _iso(opt.created_at)}
