@@ -101,8 +101,11 @@ async def main(args: argparse.Namespace) -> None:
         writer = getattr(rec, "writer", None)
         if writer is not None:
             st = writer.stats
+            delays = sorted(st.delays)
+            p99 = delays[int(len(delays) * 0.99)] if delays else 0.0
             print(f"writer: {st.facts} facts in {st.commits} commits (largest group {st.largest_group}), "
-                  f"{st.failed} lost")
+                  f"{st.failed} lost; submit-to-commit of a group's oldest fact: p99 {1000 * p99:.0f} ms, "
+                  f"max {1000 * st.max_delay:.0f} ms")
         engine.dispose()
 
 

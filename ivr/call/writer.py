@@ -20,7 +20,8 @@ the thread applies whatever has arrived in one transaction:
   gets the error); the others are stored. Nothing the writer does can leave a call waiting: every
   future is resolved, with a result or an error, also when the writer is closed.
 * facts are applied in the order they were submitted (one thread, one queue), so a call's later
-  facts see its earlier ones.
+  facts see its earlier ones; plain rows (`write_row`, the call steps) go in together, in one
+  executemany per statement, at the end of their group.
 
 `close()` applies and commits everything submitted before it, then stops the thread.
 """
@@ -61,6 +62,7 @@ class _Item:
     future: concurrent.futures.Future[Any] | None = None
     insert: Any = None  # a prebuilt INSERT: `row` goes in with the group's other rows for it
     row: dict[str, Any] | None = None
+    queued_at: float = 0.0  # time.monotonic() when submitted
 
 
 _STOP = object()
@@ -76,6 +78,10 @@ class WriterStats:
     group_failures: int = 0  # groups rolled back and applied again one fact at a time
     largest_group: int = 0
     groups: list[int] = field(default_factory=list)  # sizes of the last groups (for tests/diagnostics)
+    # seconds from the submission of a group's oldest fact to its commit: how long a fact known
+    # to the script was not yet durable
+    max_delay: float = 0.0
+    delays: list[float] = field(default_factory=list)  # of the last groups
 
 
 class FactWriter:
@@ -139,20 +145,20 @@ class FactWriter:
     # -- submitting -----------------------------------------------------------------------------
     def write(self, fact: Fact, label: str = "") -> None:
         """Queue a fact; returns at once. Its errors are logged by the writer."""
-        self._put(_Item(fact, label))
+        self._put(_Item(fact, label, None, None, None, time.monotonic()))
 
     def write_row(self, insert: Any, row: dict[str, Any], label: str = "") -> None:
         """Queue one row for a prebuilt INSERT (e.g. a call step): the rows of one group for the
         same statement go to the database in one executemany, after the group's other facts (so
         use it only for rows nothing else in the group reads)."""
-        self._put(_Item(None, label, None, insert, row))
+        self._put(_Item(None, label, None, insert, row, time.monotonic()))
 
     def submit(self, fact: Callable[[Connection], T], label: str = "") -> concurrent.futures.Future[T]:
         """Queue a fact whose result someone needs; the future resolves once the fact's group is
         committed (with the fact's return value) or failed (with the error). Ends the current
         group window at once."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._put(_Item(fact, label, future))
+        self._put(_Item(fact, label, future, None, None, time.monotonic()))
         return future
 
     async def call(self, fact: Callable[[Connection], T], label: str = "") -> T:
@@ -163,7 +169,7 @@ class FactWriter:
         """A future that resolves once every fact submitted before this call is committed (or
         logged as failed)."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._put(_Item(None, "flush", future))
+        self._put(_Item(None, "flush", future, None, None, time.monotonic()))
         return future
 
     def flush(self, timeout: float | None = 30.0) -> None:
@@ -272,6 +278,10 @@ class FactWriter:
         stats.largest_group = max(stats.largest_group, size)
         stats.groups.append(size)
         del stats.groups[:-64]
+        delay = time.monotonic() - group[0].queued_at
+        stats.max_delay = max(stats.max_delay, delay)
+        stats.delays.append(delay)
+        del stats.delays[:-1024]
         for item, result in zip(group, results, strict=True):
             if item.future is not None and not item.future.done():
                 item.future.set_result(result)
