@@ -8,9 +8,10 @@ of a SQLAlchemy Core `Connection` (a couple of INSERT/UPDATE statements, no ORM 
 the thread applies whatever has arrived in one transaction:
 
 * group commit: the first fact of a group opens a window of `window` seconds (default 10 ms);
-  everything that arrives in it, up to `max_group` facts, is applied, then committed at once.
-  A fact that someone waits for (`call`: a read, an id, the call's final write) ends the window
-  at once, so the one waiting is not delayed by it.
+  everything that arrived by its end, up to `max_group` facts, is applied, then committed at
+  once (a full group means a backlog: the next group starts without waiting). A fact that
+  someone waits for (`call`: a read, an id, the call's final write) ends the window at once, so
+  the one waiting is not delayed by it.
 * a fact is durable (committed) at most about `window` plus one group's apply-and-commit time
   after it was submitted; see README "Durability of call facts" for the exact guarantee.
 * the event loop never waits for the database: `write` only puts the fact on the queue; `call`
@@ -101,6 +102,7 @@ class FactWriter:
         self._start_lock = threading.Lock()
         self._closed = False
         self._conn: Connection | None = None
+        self._urgent = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FactWriter:
@@ -130,6 +132,7 @@ class FactWriter:
         if thread is None:
             return True
         self._queue.put(_STOP)
+        self._urgent.set()
         thread.join(timeout)
         if thread.is_alive():
             log.error("%s: still writing after %.0fs at shutdown; facts not yet committed may be lost",
@@ -188,32 +191,35 @@ class FactWriter:
         if self._thread is None:
             self.start()
         self._queue.put(item)
+        if item.future is not None:
+            self._urgent.set()  # someone waits for it: end the group window now
 
     # -- the thread -----------------------------------------------------------------------------
     def _run(self) -> None:
         stopping = False
+        backlog = False
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 break
+            if first.future is None and not backlog and self.window > 0:
+                # Sleep through the window instead of waking for every fact that arrives (each
+                # wake-up is a GIL hand-over with the event loop); a fact someone waits for, or
+                # close(), wakes the thread at once.
+                self._urgent.wait(self.window)
+            self._urgent.clear()  # before draining: a later urgent fact sets it again
             group: list[_Item] = [first]
-            urgent = first.future is not None
-            deadline = time.monotonic() + self.window
             while len(group) < self.max_group:
                 try:
-                    if urgent:
-                        # someone waits: take only what is queued already, then commit
-                        nxt = self._queue.get_nowait()
-                    else:
-                        left = deadline - time.monotonic()
-                        nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
                     stopping = True
                     break
                 group.append(nxt)
-                urgent = urgent or nxt.future is not None
+            # a full group means more are waiting: the next one starts without a window
+            backlog = len(group) >= self.max_group
             try:
                 self._apply(group)
             except BaseException:  # noqa: BLE001 - the writer thread must outlive any one group
