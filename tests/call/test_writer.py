@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -362,3 +363,22 @@ def test_a_shared_writer_is_left_to_its_owner(db: Database) -> None:
     assert writer.running
     writer.close()
     assert not writer.running
+
+
+async def test_ivr_run_wiring_shares_one_writer_and_stop_commits_it(db: Database, tmp_path: Path) -> None:
+    """`ivr run` (ivr.runtime): one writer built at start and handed to the recorder; stopping the
+    services commits what the calls queued and stops it."""
+    import dataclasses
+
+    from ivr.runtime import start_services, stop_services
+
+    settings = dataclasses.replace(load_settings(None, environ={}), database_url=str(db.engine.url),
+                                   agi_host="127.0.0.1", agi_port=0, audio_cache_dir=tmp_path)
+    services = await start_services(settings, db, FixedClock(NOW), servers=(), with_dialer=False, with_web=False)
+    writer = services.writer
+    assert writer is not None and writer.running and services.recorder.writer is writer
+    attempt_id = an_attempt_id(db.sessions)
+    writer.write(step_fact(attempt_id, 1), "step 1")
+    await stop_services(services, grace=1)
+    assert not writer.running
+    assert len(steps_of(db.sessions, attempt_id)) == 1
