@@ -382,3 +382,41 @@ async def test_ivr_run_wiring_shares_one_writer_and_stop_commits_it(db: Database
     await stop_services(services, grace=1)
     assert not writer.running
     assert len(steps_of(db.sessions, attempt_id)) == 1
+
+
+async def test_the_call_never_waits_for_a_slow_database(db: Database) -> None:
+    """While the writer is stuck in a write (a lock, a slow disk), the script's facts return at
+    once and the event loop keeps running; they are stored once the database answers."""
+    import threading
+
+    call_id = new_attempts(db.sessions, 1)[0]
+    writer = FactWriter(db.engine).start()
+    recorder = CallRecorder(db.sessions, FixedClock(NOW), writer=writer)
+    info = await recorder.load(call_id)
+    assert info is not None
+    stuck, release = threading.Event(), threading.Event()
+
+    def slow(_conn: Connection) -> None:
+        stuck.set()
+        release.wait(30)
+
+    writer.write(slow, "a write stuck in the database")
+    assert await asyncio.to_thread(stuck.wait, 30)
+    # the writer thread is blocked: none of these may wait for it
+    async def script() -> None:
+        await recorder.answered(info, "HUMAN")
+        for name in ("greet", "identity", "debt_message", "menu"):
+            await recorder.step(info, name)
+            await asyncio.sleep(0)  # the loop serves other calls in between
+        await recorder.identity(info, True)
+        await recorder.message_delivered(info)
+        await recorder.promise(info, dt.date(2026, 3, 15))
+
+    await asyncio.wait_for(script(), 10)
+    assert steps_of(db.sessions, info.attempt_id) == []  # not stored yet: the writer is still stuck
+    release.set()
+    await asyncio.wait_for(recorder.finish(info, "hangup"), 30)
+    assert [s for _, s in steps_of(db.sessions, info.attempt_id)] == ["greet", "identity", "debt_message", "menu"]
+    with db.sessions() as s:
+        assert s.scalar(select(Outcome.kind).where(Outcome.attempt_id == info.attempt_id)) == "promise"
+    writer.close()
