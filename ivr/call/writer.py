@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
+from ivr.agi.ratelog import RateLimitedLog
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -50,6 +52,9 @@ Fact = Callable[[Connection], Any]
 
 DEFAULT_WINDOW = 0.010
 DEFAULT_MAX_GROUP = 256
+LOST_LINES = 20  # lost facts logged one by one per LOST_INTERVAL; the rest are counted
+LOST_INTERVAL = 10.0
+_group_log = RateLimitedLog(log)
 
 
 class WriterClosed(RuntimeError):
@@ -103,6 +108,11 @@ class FactWriter:
         self._closed = False
         self._conn: Connection | None = None
         self._urgent = threading.Event()
+        # lost facts are logged one by one, but at most LOST_LINES per LOST_INTERVAL: a database
+        # that is down would otherwise write a line (and a traceback) for every fact of every call
+        self._lost_since = 0.0
+        self._lost_lines = 0
+        self._lost_held = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FactWriter:
@@ -237,6 +247,7 @@ class FactWriter:
                 rest.append(nxt)
         for start in range(0, len(rest), self.max_group):
             self._apply(rest[start:start + self.max_group])
+        self._log_held_losses()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -273,12 +284,14 @@ class FactWriter:
                     conn.execute(insert, params)
         except Exception as exc:  # noqa: BLE001 - isolate the fact that fails, keep the others
             stats.group_failures += 1
-            log.warning("%s: a group of %d fact(s) failed (%s: %s); applying them one by one",
-                        self.name, len(group), type(exc).__name__, exc)
+            _group_log.warning("group", "%s: a group of %d fact(s) failed (%s: %s); applying them one by one",
+                               self.name, len(group), type(exc).__name__, exc)
             self._drop_connection()
             self._apply_one_by_one(group)
             return
         stats.commits += 1
+        if self._lost_held and time.monotonic() - self._lost_since >= LOST_INTERVAL:
+            self._log_held_losses()
         size = sum(1 for item in group if item.fact is not None or item.insert is not None)
         stats.facts += size
         stats.largest_group = max(stats.largest_group, size)
@@ -310,8 +323,7 @@ class FactWriter:
                         result = item.fact(conn)
             except Exception as exc:  # noqa: BLE001 - logged here, handed to whoever waits
                 stats.failed += 1
-                log.error("%s: fact %s could not be stored: %s: %s", self.name, item.label or "?",
-                          type(exc).__name__, exc, exc_info=exc)
+                self._log_lost(item, exc)
                 self._drop_connection()
                 _fail(item, exc)
                 continue
@@ -319,6 +331,24 @@ class FactWriter:
             stats.facts += 1
             if item.future is not None and not item.future.done():
                 item.future.set_result(result)
+
+
+    def _log_lost(self, item: _Item, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._lost_since >= LOST_INTERVAL:
+            self._log_held_losses()
+            self._lost_since, self._lost_lines = now, 0
+        if self._lost_lines >= LOST_LINES:
+            self._lost_held += 1
+            return
+        self._lost_lines += 1
+        log.error("%s: fact %s could not be stored: %s: %s", self.name, item.label or "?", type(exc).__name__, exc,
+                  exc_info=exc if self._lost_lines <= 3 else None)
+
+    def _log_held_losses(self) -> None:
+        if self._lost_held:
+            log.error("%s: %d more fact(s) could not be stored (not logged one by one)", self.name, self._lost_held)
+            self._lost_held = 0
 
 
 def _fail(item: _Item, exc: BaseException) -> None:

@@ -420,3 +420,24 @@ async def test_the_call_never_waits_for_a_slow_database(db: Database) -> None:
     with db.sessions() as s:
         assert s.scalar(select(Outcome.kind).where(Outcome.attempt_id == info.attempt_id)) == "promise"
     writer.close()
+
+
+async def test_a_database_that_is_down_does_not_flood_the_log(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    from ivr.call import writer as writer_module
+
+    writer = FactWriter(db.engine, window=0.5).start()
+
+    def down(_conn: Connection) -> None:
+        raise OperationalError("INSERT ...", {}, Exception("connection refused"))
+
+    with caplog.at_level(logging.ERROR, logger="ivr.call.writer"):
+        for n in range(200):
+            writer.write(down, f"fact {n}")
+        await writer.aflush()
+        writer.close()
+    assert writer.stats.failed == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "ivr.call.writer"]
+    one_by_one = [m for m in lines if "could not be stored:" in m]
+    assert len(one_by_one) == writer_module.LOST_LINES
+    # the rest is counted, and said at the latest when the writer closes
+    assert any(f"{200 - writer_module.LOST_LINES} more fact(s) could not be stored" in m for m in lines)
