@@ -108,6 +108,7 @@ class FactWriter:
         self._closed = False
         self._conn: Connection | None = None
         self._urgent = threading.Event()
+        self._abandoned = False
         # lost facts are logged one by one, but at most LOST_LINES per LOST_INTERVAL: a database
         # that is down would otherwise write a line (and a traceback) for every fact of every call
         self._lost_since = 0.0
@@ -150,6 +151,19 @@ class FactWriter:
             return False
         _open_writers.discard(self)
         return True
+
+    def abandon(self) -> None:
+        """Stop without storing what is queued, as a killed process would (tests emulate a crash
+        with it): facts not committed yet are dropped, waiting futures fail with WriterClosed."""
+        with self._start_lock:
+            self._closed = True
+            self._abandoned = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            self._urgent.set()
+            thread.join(30)
+        _open_writers.discard(self)
 
     async def aclose(self, timeout: float | None = 30.0) -> bool:
         """`close` without blocking the event loop."""
@@ -269,6 +283,10 @@ class FactWriter:
 
     def _apply(self, group: list[_Item]) -> None:
         stats = self.stats
+        if self._abandoned:
+            for item in group:
+                _fail(item, WriterClosed(f"{self.name} was abandoned: fact {item.label or '?'} not stored"))
+            return
         results: list[Any] = []
         try:
             conn = self._connection()

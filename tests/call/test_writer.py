@@ -441,3 +441,15 @@ async def test_a_database_that_is_down_does_not_flood_the_log(db: Database, capl
     assert len(one_by_one) == writer_module.LOST_LINES
     # the rest is counted, and said at the latest when the writer closes
     assert any(f"{200 - writer_module.LOST_LINES} more fact(s) could not be stored" in m for m in lines)
+
+
+def test_abandon_drops_what_is_queued_like_a_killed_process(db: Database) -> None:
+    attempt_id = an_attempt_id(db.sessions)
+    writer = FactWriter(db.engine, window=60).start()
+    for seq in range(1, 6):  # queued in a 60 s window: only abandon() can end it
+        writer.write(step_fact(attempt_id, seq), f"step {seq}")
+    writer.abandon()
+    assert not writer.running
+    assert steps_of(db.sessions, attempt_id) == []
+    with pytest.raises(WriterClosed):
+        writer.submit(step_fact(attempt_id, 6), "after").result(5)
