@@ -5,13 +5,14 @@ Every fact goes to the process's single writer (ivr/call/writer.py): the call sc
 the writer's queue and goes on at once; the writer applies it with SQLAlchemy Core statements and
 commits it with the facts of the other calls that arrived in the same few milliseconds (group
 commit). A call's facts are applied in the order the script made them. Where the script needs an
-answer (the call's data at the start, a task id), it awaits a future that resolves once the
-writer has committed; `finish` also waits, so when the handler returns every fact of the call is
+answer (a task id), it awaits a future that resolves once the writer has committed; the call's
+data at the start is read on a worker thread, not behind the writer's queue; `finish` also waits, so when the handler returns every fact of the call is
 stored. Outbox events (ivr/outbox) are written in the same transaction as the fact that causes
 them, as before."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import logging
@@ -229,13 +230,16 @@ class CallRecorder:
     # -- loading ---------------------------------------------------------------------------
     async def load(self, call_id: str, *, uniqueid: str | None = None, peer: str | None = None) -> CallInfo | None:
         """The call's facts, None for an unknown call id; CallRefused when the attempt may not run
-        now (see `refusal`). One query by the unique index on action_id, on the writer (after
-        any facts queued before it)."""
+        now (see `refusal`). One query by the unique index on action_id, on a worker thread and
+        a pooled connection of its own: the call's first command must not wait behind the
+        writer's queue (nothing queued there concerns a call that has not started)."""
+        engine = self.writer.engine
 
-        def fact(conn: Connection) -> Any:
-            return conn.execute(_LOAD, {"b_call": call_id}).first()
+        def read() -> Any:
+            with engine.connect() as conn:
+                return conn.execute(_LOAD, {"b_call": call_id}).first()
 
-        row = await self.writer.call(fact, f"load {call_id[:64]!r}")
+        row = await asyncio.to_thread(read)
         if row is None:
             return None
         why = refusal(row, uniqueid, peer, self._agi_sources)
