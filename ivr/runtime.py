@@ -22,6 +22,7 @@ from ivr.ami.client import AMIClient
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder
 from ivr.call.routes import build_call_parts, build_routes
+from ivr.call.writer import FactWriter
 from ivr.clock import Clock
 from ivr.config import AsteriskServer, Settings
 from ivr.db.models import CallAttempt
@@ -45,6 +46,7 @@ class Services:
     clock: Clock
     recorder: CallRecorder
     audio: CallAudioSource
+    writer: FactWriter | None = None  # the call facts writer (ivr.call.writer), closed last
     agi: FastAGIServer | None = None
     ami: dict[str, AMIClient] = field(default_factory=dict)
     dialer: Dialer | None = None
@@ -125,8 +127,10 @@ async def start_services(
 ) -> Services:
     # Listening sockets first: a port in use fails here, before anything was started.
     web_sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT") if with_web else None
-    recorder, audio = build_call_parts(settings, db, clock)
-    services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio)
+    # one writer thread stores the facts of every call of this process (group commit)
+    writer = FactWriter(db.engine).start()
+    recorder, audio = build_call_parts(settings, db, clock, writer=writer)
+    services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio, writer=writer)
 
     if with_agi:
         routes = build_routes(settings, db, clock=clock, audio=audio, recorder=recorder)
@@ -137,6 +141,7 @@ async def start_services(
         except OSError as exc:
             if web_sock is not None:
                 web_sock.close()
+            writer.close()
             raise bind_failure("the FastAGI server", settings.agi_host, settings.agi_port, exc, "IVR_AGI_PORT") from None
         log.info("FastAGI server on %s:%s (allow %s)", settings.agi_host, services.agi.port, ",".join(settings.agi_allow))
         if settings.agi_port == 0:  # ephemeral (demo): tell Asterisk where we really are
@@ -307,6 +312,9 @@ async def stop_services(services: Services, *, grace: float = 10.0) -> None:
             await asyncio.wait([services.web_task], timeout=5)
     if services.agi is not None:
         await services.agi.stop(grace=grace)
+    if services.writer is not None:
+        # after the calls: their last facts are queued; commit them before the process ends
+        await services.writer.aclose()
     from ivr import jobs
 
     jobs.shutdown()

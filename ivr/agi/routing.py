@@ -90,3 +90,15 @@ def resolve_routes(settings: Settings, *, migrate: bool = True) -> dict[str, Han
 
     db = open_database(settings, migrate=migrate, seed_defaults=migrate)
     return merge_routes(builder(settings, db))
+
+
+def close_routes(routes: Mapping[str, Handler]) -> None:
+    """At shutdown, after the server stopped: let handlers that hold resources (the call script's
+    facts writer) release them; a failure is logged, the others still close."""
+    for name, handler in routes.items():
+        close = getattr(handler, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - shutting down: log and go on with the others
+                log.exception("closing AGI route %r failed", name)

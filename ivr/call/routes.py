@@ -15,6 +15,7 @@ from ivr.agi.server import Handler, host_allowed, parse_allow
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder, CallRefused
 from ivr.call.script import CallOptions, DebtCall
+from ivr.call.writer import FactWriter
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.dialplan_vars import ROUTE_DEBT_CALL
@@ -79,6 +80,10 @@ class DebtCallRoute:
                         today=prepared.today, horizon=prepared.horizon)
         await call.run()
 
+    def close(self) -> None:
+        """At shutdown, after the last call: commit the facts still queued (see `close_routes`)."""
+        self.recorder.close()
+
 
 async def _end(channel: AGIChannel, message: str) -> None:
     try:
@@ -98,7 +103,11 @@ def agi_sources(settings: Settings) -> dict[str, Callable[[str], bool]]:
     return out
 
 
-def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None) -> tuple[CallRecorder, CallAudioSource]:
+def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None, *,
+                     writer: FactWriter | None = None) -> tuple[CallRecorder, CallAudioSource]:
+    """The recorder and audio source of the call script. `writer` is the process's call facts
+    writer, started and closed by the caller (`ivr run`); without one the recorder starts its own
+    and closes it with `DebtCallRoute.close` (`ivr agi-server`) or at process exit (classic AGI)."""
     clock = clock or SystemClock()
 
     def preparer() -> AudioPreparer:
@@ -113,7 +122,8 @@ def build_call_parts(settings: Settings, db: Database, clock: Clock | None = Non
         cache = AudioCache(settings.audio_cache_dir, get_engine(settings))
         return AudioPreparer(store, cache, settings)
 
-    recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings))
+    recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings),
+                            writer=writer)
     return recorder, CallAudioSource(db.sessions, preparer, clock, settings)
 
 

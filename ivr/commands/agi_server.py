@@ -76,7 +76,12 @@ def run_one(args: argparse.Namespace, settings: Settings, routes: Mapping[str, H
         print(f"agi-server: {exc}", file=sys.stderr)
         return 2
     freeze_startup_objects()
-    asyncio.run(serve(server, grace=args.grace, sessions=sessions))
+    try:
+        asyncio.run(serve(server, grace=args.grace, sessions=sessions))
+    finally:
+        from ivr.agi.routing import close_routes
+
+        close_routes(routes)  # commits the call facts still queued (ivr.call.writer)
     return 0
 
 

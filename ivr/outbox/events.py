@@ -17,10 +17,22 @@ test machine, SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Table, func, insert, literal, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.orm import Session
 
@@ -69,18 +81,30 @@ def record(
     if bind.dialect.name == "postgresql":
         # A separate statement: after waiting for the lock, the INSERT's own snapshot (taken at
         # its start) sees the other transaction's event, so max(seq) is up to date.
-        session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+        session.execute(_LOCK_ACCOUNT, {"r_account": account_id})
     stamp = naive_utc(now)
-    last = select(func.coalesce(func.max(_EVENTS.c.seq), 0)).where(_EVENTS.c.account_id == account_id).scalar_subquery()
+    params = {"r_key": key, "r_account": account_id, "r_kind": kind, "r_payload": payload, "r_now": stamp}
+    return session.execute(_insert_event(), params).first() is not None
+
+
+# The statements are built once, with bound parameters: building and keying a statement of this
+# size on every event cost more CPU than running it (the call facts writer records thousands).
+_LOCK_ACCOUNT = select(Account.id).where(Account.id == bindparam("r_account", type_=Integer())).with_for_update()
+
+
+@functools.cache
+def _insert_event() -> Any:
+    account = bindparam("r_account", type_=Integer())
+    key = bindparam("r_key", type_=String())
+    stamp = bindparam("r_now", type_=DateTime())
+    last = select(func.coalesce(func.max(_EVENTS.c.seq), 0)).where(_EVENTS.c.account_id == account).scalar_subquery()
     recorded = select(_EVENTS.c.id).where(_EVENTS.c.idempotency_key == key).exists()
     values: dict[str, Any] = {
-        "idempotency_key": literal(key), "account_id": literal(account_id), "account_external_id": Account.external_id,
-        "seq": last + 1, "kind": literal(kind), "payload": literal(payload, JSON()), "created_at": literal(stamp, DateTime()),
-        "state": literal(PENDING), "attempts": literal(0), "next_try_at": literal(stamp, DateTime()),
+        "idempotency_key": key, "account_id": account, "account_external_id": Account.external_id,
+        "seq": last + 1, "kind": bindparam("r_kind", type_=String()), "payload": bindparam("r_payload", type_=JSON()),
+        "created_at": stamp, "state": literal(PENDING), "attempts": literal(0), "next_try_at": stamp,
         "last_error": literal(""),
     }
-    stmt = insert(_EVENTS).from_select(
-        list(values), select(*values.values()).where(Account.id == account_id, ~recorded)
-    )
+    stmt = insert(_EVENTS).from_select(list(values), select(*values.values()).where(Account.id == account, ~recorded))
     # RETURNING rather than rowcount: psycopg reports no row count for INSERT ... SELECT here
-    return session.execute(stmt.returning(_EVENTS.c.id)).first() is not None
+    return stmt.returning(_EVENTS.c.id)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -39,21 +39,60 @@ def _money(value: Any) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-def _case_ref(session: Session, case_id: int | None) -> dict[str, Any]:
-    case = session.get(DebtCase, case_id) if case_id is not None else None
+# Session or Connection: the hooks read with Core selects of columns, which both run (a Session
+# flushes its pending changes first), so the call facts writer (a Connection) and the ORM code
+# paths (a Session) share one definition of every payload.
+Db = Session | Connection
+
+_ATTEMPTS = cast(Table, CallAttempt.__table__)
+_CASES = cast(Table, DebtCase.__table__)
+_OUTCOMES = cast(Table, Outcome.__table__)
+_REASONS = cast(Table, Reason.__table__)
+_PROMISES = cast(Table, Promise.__table__)
+_OPT_OUTS = cast(Table, OptOut.__table__)
+_PHONES = cast(Table, PhoneNumber.__table__)
+
+
+# Built once with bound parameters (the call facts writer runs these thousands of times).
+_CASE_REF = select(_CASES.c.id, _CASES.c.state, _CASES.c.amount_owed, _CASES.c.currency) \
+    .where(_CASES.c.id == bindparam("f_case"))
+_CASE_ACCOUNT = select(_CASES.c.account_id).where(_CASES.c.id == bindparam("f_case"))
+_ATTEMPT_FOR_OUTCOME = select(
+    _ATTEMPTS.c.id, _ATTEMPTS.c.action_id, _ATTEMPTS.c.phone, _ATTEMPTS.c.stage_code, _ATTEMPTS.c.language,
+    _ATTEMPTS.c.result, _ATTEMPTS.c.answered_at, _ATTEMPTS.c.account_id, _ATTEMPTS.c.debt_case_id,
+).where(_ATTEMPTS.c.id == bindparam("f_attempt"))
+_OUTCOME_OF_ATTEMPT = (
+    select(_OUTCOMES.c.kind, _OUTCOMES.c.identity, _OUTCOMES.c.promise_date, _OUTCOMES.c.paid_claim,
+           _OUTCOMES.c.opted_out, _OUTCOMES.c.human_requested, _OUTCOMES.c.message_delivered,
+           _REASONS.c.code.label("reason_code"))
+    .select_from(_OUTCOMES.outerjoin(_REASONS, _REASONS.c.id == _OUTCOMES.c.reason_id))
+    .where(_OUTCOMES.c.attempt_id == bindparam("f_attempt"))
+)
+_NEWEST_PENDING_PROMISE = (
+    select(_PROMISES).where(_PROMISES.c.debt_case_id == bindparam("f_case"), _PROMISES.c.status == "pending")
+    .order_by(_PROMISES.c.id.desc()).limit(1)
+)
+_NEWEST_OPT_OUT = select(_OPT_OUTS).order_by(_OPT_OUTS.c.id.desc()).limit(1)
+_NEWEST_OPT_OUT_OF_ACCOUNT = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.account_id == bindparam("f_account"))
+_NEWEST_OPT_OUT_OF_PHONE = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.phone == bindparam("f_phone"))
+_ACCOUNTS_OF_NUMBER = select(_PHONES.c.account_id).where(_PHONES.c.number == bindparam("f_phone")) \
+    .order_by(_PHONES.c.account_id)
+
+
+def _case_ref(session: Db, case_id: int | None) -> dict[str, Any]:
+    case = session.execute(_CASE_REF, {"f_case": case_id}).first() if case_id is not None else None
     if case is None:
         return {"case_id": case_id}
     return {"case_id": case.id, "case_state": case.state, "amount_owed": _money(case.amount_owed),
             "currency": case.currency}
 
 
-def call_outcome(session: Session, attempt_id: int, now: dt.datetime) -> bool:
+def call_outcome(session: Db, attempt_id: int, now: dt.datetime) -> bool:
     """An answered call's script has finished: what the call established, final."""
-    attempt = session.get(CallAttempt, attempt_id)
+    attempt = session.execute(_ATTEMPT_FOR_OUTCOME, {"f_attempt": attempt_id}).first()
     if attempt is None:
         return False
-    outcome = session.scalar(select(Outcome).where(Outcome.attempt_id == attempt_id))
-    reason = session.get(Reason, outcome.reason_id) if outcome is not None and outcome.reason_id else None
+    outcome = session.execute(_OUTCOME_OF_ATTEMPT, {"f_attempt": attempt_id}).first()
     payload: dict[str, Any] = {
         "call_id": attempt.action_id, "attempt_id": attempt.id, "phone": attempt.phone,
         "stage": attempt.stage_code, "language": attempt.language, "result": attempt.result,
@@ -61,7 +100,7 @@ def call_outcome(session: Session, attempt_id: int, now: dt.datetime) -> bool:
         "outcome": outcome.kind if outcome is not None else None,
         "identity": outcome.identity if outcome is not None else "unknown",
         "promise_date": _iso(outcome.promise_date) if outcome is not None else None,
-        "reason": reason.code if reason is not None else None,
+        "reason": outcome.reason_code if outcome is not None else None,
         "paid_claim": bool(outcome and outcome.paid_claim),
         "opted_out": bool(outcome and outcome.opted_out),
         "human_requested": bool(outcome and outcome.human_requested),
@@ -72,7 +111,8 @@ def call_outcome(session: Session, attempt_id: int, now: dt.datetime) -> bool:
                          key=f"{events.CALL_OUTCOME}:{attempt.id}")
 
 
-def _promise_payload(session: Session, promise: Promise) -> dict[str, Any]:
+def _promise_payload(session: Db, promise: Any) -> dict[str, Any]:
+    """`promise`: a Promise or a row of the promises table (the same attribute names)."""
     return {
         "promise_id": promise.id, "promised_date": _iso(promise.promised_date), "amount": _money(promise.amount),
         "source": promise.source, "status": promise.status, "stage": promise.stage_code,
@@ -81,16 +121,13 @@ def _promise_payload(session: Session, promise: Promise) -> dict[str, Any]:
     }
 
 
-def promise_made(session: Session, case_id: int, now: dt.datetime) -> bool:
+def promise_made(session: Db, case_id: int, now: dt.datetime) -> bool:
     """A promise was just added to the case (the newest pending one)."""
-    promise = session.scalar(
-        select(Promise).where(Promise.debt_case_id == case_id, Promise.status == "pending")
-        .order_by(Promise.id.desc()).limit(1)
-    )
-    case = session.get(DebtCase, case_id)
-    if promise is None or case is None:
+    promise = session.execute(_NEWEST_PENDING_PROMISE, {"f_case": case_id}).first()
+    account_id = session.execute(_CASE_ACCOUNT, {"f_case": case_id}).scalar()
+    if promise is None or account_id is None:
         return False
-    return events.record(session, events.PROMISE_MADE, case.account_id, _promise_payload(session, promise), now,
+    return events.record(session, events.PROMISE_MADE, account_id, _promise_payload(session, promise), now,
                          key=f"{events.PROMISE_MADE}:{promise.id}")
 
 
@@ -135,16 +172,15 @@ def promises_kept_on_import(conn: Connection, case_ids: Sequence[int], now: dt.d
     return done
 
 
-def opt_out_added(session: Session, account_id: int | None, phone: str | None, now: dt.datetime) -> int:
+def opt_out_added(session: Db, account_id: int | None, phone: str | None, now: dt.datetime) -> int:
     """The newest opt-out of this account (or, without an account, of this phone number): one
     event for the account, or for every account that lists the number."""
-    stmt = select(OptOut).order_by(OptOut.id.desc()).limit(1)
-    stmt = stmt.where(OptOut.account_id == account_id) if account_id is not None else stmt.where(OptOut.phone == phone)
-    opt = session.scalar(stmt)
+    opt = session.execute(_NEWEST_OPT_OUT_OF_ACCOUNT, {"f_account": account_id}).first() if account_id is not None \
+        else session.execute(_NEWEST_OPT_OUT_OF_PHONE, {"f_phone": phone}).first()
     if opt is None:
         return 0
     accounts = [opt.account_id] if opt.account_id is not None else list(
-        session.scalars(select(PhoneNumber.account_id).where(PhoneNumber.number == opt.phone).order_by(PhoneNumber.account_id))
+        session.execute(_ACCOUNTS_OF_NUMBER, {"f_phone": opt.phone}).scalars()
     )
     payload = {"opt_out_id": opt.id, "phone": opt.phone, "source": opt.source, "note": opt.note,
                "created_at": _iso(opt.created_at)}

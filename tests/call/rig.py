@@ -68,6 +68,7 @@ class CallRig:
         await self.ami.stop()
         await self.sim.stop()
         await self.agi.stop(grace=2)
+        await asyncio.to_thread(self.recorder.close)  # its call facts writer
 
     def audio_files(self) -> dict[str, str]:
         """Phrase name (or reply:<reason code>) → audio file of the last call placed."""

@@ -47,6 +47,8 @@ async def kill(robot: Robot, db: Database, tmp_path: Path) -> None:
                 task.cancel()
         if client._conn is not None:  # noqa: SLF001
             client._conn.abort()  # noqa: SLF001
+    if services.writer is not None:
+        services.writer.abandon()  # the call facts writer (its own connection) dies with the process
     if services.agi is not None:
         await services.agi.stop(grace=0)
     await asyncio.gather(robot.task, return_exceptions=True)

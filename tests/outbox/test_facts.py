@@ -67,6 +67,7 @@ async def test_a_call_records_its_promise_and_then_its_final_outcome(db: Databas
     await recorder.answered(info, None)
     await recorder.identity(info, True)
     await recorder.promise(info, dt.date(2026, 3, 15))
+    await recorder.writer.aflush()  # the promise is committed by the writer's next group
     assert event_rows(db.sessions) == [("promise.made", ext, 1)]  # no outcome while the call runs
     await recorder.finish(info, "hangup")
     await recorder.finish(info, "hangup")  # a repeat records nothing new
@@ -77,6 +78,7 @@ async def test_a_call_records_its_promise_and_then_its_final_outcome(db: Databas
     assert outcome["result"] == "answered" and outcome["case_id"] == case_id
     made = payload_of(db.sessions, "promise.made")
     assert made["promised_date"] == "2026-03-15" and made["amount"] == "1500.00" and made["source"] == "robot"
+    recorder.close()
 
 
 async def test_a_keypad_opt_out_is_recorded(db: Database) -> None:
@@ -90,6 +92,7 @@ async def test_a_keypad_opt_out_is_recorded(db: Database) -> None:
     assert event_rows(db.sessions) == [("opt_out", ext, 1), ("call.outcome", ext, 2)]
     assert payload_of(db.sessions, "opt_out")["source"] == "keypad"
     assert payload_of(db.sessions, "call.outcome")["opted_out"] is True
+    recorder.close()
 
 
 def test_block_list_added_once_and_re_added_after_removal(db: Database) -> None:
