@@ -1,20 +1,123 @@
-"""Both UI languages have every text, and every text a template or handler asks for exists."""
+"""The UI catalogues (ivr/locale/*/LC_MESSAGES/ivr.po) are complete in every UI language, and
+every text a template or handler asks for exists."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
 
 from ivr.web import i18n
 
 WEB = Path(i18n.__file__).parent
+PARAM = re.compile(r"{(\w+)}")
+
+# Texts that are rightly the same in a translation as in English: names, codes, abbreviations.
+SAME_AS_ENGLISH = {"source_api"}
+# Latin words a Russian or Ukrainian text may contain: product and protocol names, header
+# syntax, the token scopes as the API spells them, and the command that must be running.
+LATIN_ALLOWED = {
+    "API", "CSV", "UTC", "UTF-8", "Windows-1251", "WAV", "Asterisk", "PJSIP", "Jinja2", "ivr", "run",
+    "IVR_BILLING_PUSH_URL", "Authorization", "Bearer", "import", "export", "SIP", "url",
+}
 
 
-def test_catalogues_have_the_same_keys() -> None:
-    assert set(i18n.RU) == set(i18n.EN)
-    for key in i18n.RU:
-        ru_params = set(re.findall(r"{(\w+)}", i18n.RU[key]))
-        assert ru_params == set(re.findall(r"{(\w+)}", i18n.EN[key])), key
+def read(path: Path) -> Catalog:
+    with path.open("rb") as f:
+        return read_po(f, domain=i18n.DOMAIN)
+
+
+def catalogues(locale_dir: Path = i18n.LOCALE_DIR) -> dict[str, Catalog]:
+    return {lang: read(locale_dir / lang / "LC_MESSAGES" / "ivr.po") for lang in i18n.LANGUAGES}
+
+
+def untranslated(locale_dir: Path) -> list[str]:
+    """Every entry of every catalogue that a UI in that language would not show properly."""
+    found: list[str] = []
+    cats = catalogues(locale_dir)
+    template = {m.id for m in read(locale_dir / "ivr.pot") if m.id}
+    english = {m.id: m.string for m in cats["en"] if m.id}
+    for lang, cat in cats.items():
+        ids = {m.id for m in cat if m.id}
+        if ids != template:
+            found.append(f"{lang}: msgids differ from ivr.pot: extra {sorted(ids - template)}, "
+                         f"missing {sorted(template - ids)}")
+        for m in cat:
+            if not m.id:
+                continue
+            where = f"{lang}: {m.id}"
+            if not m.string or not str(m.string).strip():
+                found.append(f"{where}: empty")
+            elif m.fuzzy:
+                found.append(f"{where}: fuzzy")
+            elif lang != "en" and m.string == english.get(m.id) and m.id not in SAME_AS_ENGLISH:
+                found.append(f"{where}: same as English ({m.string!r})")
+            elif m.id in english and set(PARAM.findall(str(m.string))) != set(PARAM.findall(str(english[m.id]))):
+                found.append(f"{where}: placeholders differ from English")
+    return found
+
+
+def test_every_catalogue_has_the_template_msgids_all_translated() -> None:
+    assert untranslated(i18n.LOCALE_DIR) == []
+    assert len(i18n.RU) == len(i18n.UK) == len(i18n.EN) > 700
+
+
+def test_the_check_catches_an_untranslated_entry(tmp_path: Path) -> None:
+    """The check above is not vacuous: an emptied, an English and a missing entry all fail it."""
+    shutil.copytree(i18n.LOCALE_DIR, tmp_path / "locale")
+    uk = tmp_path / "locale" / "uk" / "LC_MESSAGES" / "ivr.po"
+    text = uk.read_text(encoding="utf-8")
+    text = text.replace('msgid "login"\nmsgstr "Увійти"', 'msgid "login"\nmsgstr ""')
+    text = text.replace('msgid "logout"\nmsgstr "Вийти"', 'msgid "logout"\nmsgstr "Sign out"')
+    text = text.replace('msgid "app_name"\n', 'msgid "app_name_gone"\n')
+    uk.write_text(text, encoding="utf-8")
+    found = untranslated(tmp_path / "locale")
+    assert "uk: login: empty" in found
+    assert "uk: logout: same as English ('Sign out')" in found
+    assert any(f.startswith("uk: msgids differ") and "app_name" in f for f in found)
+
+
+def _latin_words(text: str) -> set[str]:
+    # placeholders and example formats are not words of the text
+    text = PARAM.sub("", text)
+    return set(re.findall(r"[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]|[A-Za-z]", text))
+
+
+@pytest.mark.parametrize("lang", ["ru", "uk"])
+def test_no_english_words_in_a_slavic_catalogue(lang: str) -> None:
+    texts = i18n.MESSAGES[lang]
+    english = {key: sorted(_latin_words(text) - LATIN_ALLOWED) for key, text in texts.items()}
+    assert {key: words for key, words in english.items() if words} == {}
+
+
+def test_russian_and_ukrainian_letters_do_not_mix() -> None:
+    """A Russian text pasted into the Ukrainian catalogue (or the other way round) is caught by
+    the letters one alphabet has and the other has not."""
+    ru_only = re.compile("[ыэъЫЭЪ]")
+    uk_only = re.compile("[іїєґІЇЄҐ]")
+    in_uk = {k: v for k, v in i18n.UK.items() if ru_only.search(v)}
+    in_ru = {k: v for k, v in i18n.RU.items() if uk_only.search(v)}
+    assert in_uk == {} and in_ru == {}
+    # ё is Russian-only too, but the search hint names it as a letter the search ignores
+    assert {k for k, v in i18n.UK.items() if "ё" in v} <= {"find_hint"}
+
+
+def test_pybabel_update_keeps_the_catalogues(tmp_path: Path) -> None:
+    """The translators' command (README) on the committed files changes no msgid or text."""
+    from babel.messages.frontend import CommandLineInterface
+
+    locale = tmp_path / "locale"
+    shutil.copytree(i18n.LOCALE_DIR, locale)
+    before = {lang: {m.id: m.string for m in cat} for lang, cat in catalogues(locale).items()}
+    CommandLineInterface().run(["pybabel", "-q", "update", "-i", str(locale / "ivr.pot"),
+                                "-d", str(locale), "-D", "ivr", "--no-fuzzy-matching"])
+    after = {lang: {m.id: m.string for m in cat} for lang, cat in catalogues(locale).items()}
+    assert after == before
+    assert untranslated(locale) == []
 
 
 def test_every_literal_key_used_exists() -> None:
@@ -43,12 +146,29 @@ def test_every_value_of_a_translated_choice_has_a_text() -> None:
     }
     for prefix, values in choices.items():
         for value in values:
-            assert f"{prefix}{value}" in i18n.RU, f"{prefix}{value}"
+            for lang in i18n.LANGUAGES:
+                assert f"{prefix}{value}" in i18n.MESSAGES[lang], f"{lang}: {prefix}{value}"
 
 
 def test_translate_fallbacks() -> None:
     assert i18n.translate("en", "login") == "Sign in"
+    assert i18n.translate("uk", "login") == "Увійти"
     assert i18n.translate("de", "login") == "Войти"  # unknown language: Russian
     assert i18n.translate("en", "no_such_key") == "no_such_key"
     assert i18n.translate("en", "minutes_n", n=5) == "5 min"
+    assert i18n.translate("uk", "minutes_n", n=5) == "5 хв."
     assert i18n.translate("en", "minutes_n") == "{n} min"  # a missing parameter never breaks a page
+
+
+def test_a_registered_module_not_yet_folded_is_used_in_every_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between a merge and the fold, a strings module's Ukrainian texts still show in Ukrainian
+    (its registration lines only update RU and EN)."""
+    import sys
+    import types
+
+    module = types.ModuleType("ivr.web.strings_zz")
+    module.STRINGS = {"ru": {"zz_x": "икс"}, "uk": {"zz_x": "ікс"}, "en": {"zz_x": "ex"}}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ivr.web.strings_zz", module)
+    monkeypatch.setitem(i18n.RU, "zz_x", "икс")
+    monkeypatch.setitem(i18n.EN, "zz_x", "ex")
+    assert [i18n.translate(lang, "zz_x") for lang in ("ru", "uk", "en")] == ["икс", "ікс", "ex"]
