@@ -22,6 +22,7 @@ from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS
 from ivr.web import forms, i18n
 from ivr.web.common import checked_form, ctx, flash, in_db, redirect, render, require, t
 from ivr.web.forms import FormProblems, Problem
+from ivr.web.labels import known_queues
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,8 @@ async def reason_edit(request: Request) -> Response:
     if reason_id is not None and reason is None:
         raise HTTPException(404, t(request, "err_not_found"))
     return render(request, "admin/reason_edit.html", {"reason_id": reason_id, "values": _reason_values(reason),
-                                                      "errors": [], "voice_languages": VOICE_LANGUAGES})
+                                                      "errors": [], "voice_languages": VOICE_LANGUAGES,
+                                                      "queue_choices": await in_db(request, known_queues)})
 
 
 async def reason_save(request: Request) -> Response:
@@ -173,6 +175,9 @@ async def reason_save(request: Request) -> Response:
         data = forms.parse_reason(values, languages=VOICE_LANGUAGES, required_language=settings.default_language,
                                   other_codes={r.code for r in others},
                                   other_active_keys={r.key for r in others if r.active})
+        if data.route is not None and data.route not in known_queues(session):
+            # queues are chosen from the list; a name typed into a forged form is refused
+            raise FormProblems([Problem("err_queue_unknown", "route", {"queue": data.route})])
         row = session.get(Reason, reason_id) if reason_id is not None else Reason()
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))
@@ -188,7 +193,7 @@ async def reason_save(request: Request) -> Response:
     except FormProblems as exc:
         return render(request, "admin/reason_edit.html", {
             "reason_id": reason_id, "values": values, "errors": problem_texts(request, exc.problems),
-            "voice_languages": VOICE_LANGUAGES}, status_code=400)
+            "voice_languages": VOICE_LANGUAGES, "queue_choices": await in_db(request, known_queues)}, status_code=400)
     log.info("reason %s saved by %s", values.get("code"), user.username)
     flash(request, t(request, "msg_saved"), "ok")
     return redirect("/admin/reasons")

@@ -31,6 +31,7 @@ from ivr.web.common import (
     require,
     t,
 )
+from ivr.web.labels import known_queues
 
 log = logging.getLogger(__name__)
 
@@ -162,17 +163,27 @@ async def optout_delete(request: Request) -> Response:
 
 # --- users --------------------------------------------------------------------------------------
 
+def _chosen_queues(form: Any) -> str:
+    """The queues ticked in the form (one checkbox per queue), as the comma list auth takes."""
+    return ",".join(str(q) for q in form.getlist("queues"))
+
+
 async def users_page(request: Request, error: str = "", status_code: int = 200, values: dict[str, str] | None = None) -> Response:
     await require(request, "admin")
-    users = await in_db(request, lambda s: list(s.scalars(select(User).order_by(User.active.desc(), User.username))))
+    def load(session: Session) -> tuple[list[User], list[str]]:
+        return list(session.scalars(select(User).order_by(User.active.desc(), User.username))), known_queues(session)
+
+    users, queues = await in_db(request, load)
     return render(request, "admin/users.html", {"users": users, "roles": auth.ROLES, "error": error,
+                                                "queue_choices": queues,
                                                 "values": values or {"role": "operator"}}, status_code=status_code)
 
 
 async def user_add(request: Request) -> Response:
     admin_user = await require(request, "admin")
     form = await checked_form(request)
-    values = {k: form_str(form, k) for k in ("username", "role", "phone", "queues")}
+    values = {k: form_str(form, k) for k in ("username", "role", "phone")}
+    values["queues"] = _chosen_queues(form)
     password = str(form.get("password", ""))
 
     def save(session: Session) -> None:
@@ -192,7 +203,7 @@ async def user_update(request: Request) -> Response:
     admin_user = await require(request, "admin")
     form = await checked_form(request)
     user_id = int(request.path_params["user_id"])
-    role, phone, queues = form_str(form, "role"), form_str(form, "phone"), form_str(form, "queues")
+    role, phone, queues = form_str(form, "role"), form_str(form, "phone"), _chosen_queues(form)
     active = form_str(form, "active") in {"on", "1", "true"}
 
     def save(session: Session) -> None:

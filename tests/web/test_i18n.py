@@ -23,6 +23,8 @@ SAME_AS_ENGLISH = {"source_api"}
 LATIN_ALLOWED = {
     "API", "CSV", "UTC", "UTF-8", "Windows-1251", "WAV", "Asterisk", "PJSIP", "Jinja2", "ivr", "run",
     "IVR_BILLING_PUSH_URL", "Authorization", "Bearer", "import", "export", "SIP", "url",
+    # the prompt editor's help: currency and call-language codes, the fields of a reason entry
+    "RUB", "UAH", "USD", "EUR", "ru", "uk", "en", "key", "label", "code",
 }
 
 
@@ -89,8 +91,11 @@ def _latin_words(text: str) -> set[str]:
 
 @pytest.mark.parametrize("lang", ["ru", "uk"])
 def test_no_english_words_in_a_slavic_catalogue(lang: str) -> None:
+    from ivr.prompts.context import CONTEXT_DOC
+
+    allowed = LATIN_ALLOWED | set(CONTEXT_DOC)  # a template's variables are named as it spells them
     texts = i18n.MESSAGES[lang]
-    english = {key: sorted(_latin_words(text) - LATIN_ALLOWED) for key, text in texts.items()}
+    english = {key: sorted(_latin_words(text) - allowed) for key, text in texts.items()}
     assert {key: words for key, words in english.items() if words} == {}
 
 
@@ -136,6 +141,9 @@ def test_every_literal_key_used_exists() -> None:
 def test_every_value_of_a_translated_choice_has_a_text() -> None:
     from ivr.db.models import CaseState, TaskState
     from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS
+    from ivr.outbox.events import KINDS
+    from ivr.prompts import TEMPLATE_DOC
+    from ivr.prompts.context import CONTEXT_DOC
     from ivr.web import admin_data, auth, forms, tasks
 
     choices = {
@@ -143,11 +151,32 @@ def test_every_value_of_a_translated_choice_has_a_text() -> None:
         "on_end_": ON_END, "holiday_": HOLIDAY_POLICIES, "period_": PERIODS, "counts_": COUNTS,
         "category_": forms.CATEGORIES, "anchor_": forms.ANCHORS, "state_": [s.value for s in TaskState],
         "import_": admin_data.IMPORT_KINDS, "case_state_": [s.value for s in CaseState], "field_day": range(8),
+        "prompt_doc_": TEMPLATE_DOC, "var_doc_": CONTEXT_DOC, "outbox_kind_": [k.replace(".", "_") for k in KINDS],
+        "lang_name_": i18n.LANGUAGES, "scope_short_": auth.SCOPES,
+        "ladder_stage_": [stage["code"] for stage in seed_ladder()], "optout_source_": ("keypad", "admin", "api"),
     }
     for prefix, values in choices.items():
         for value in values:
             for lang in i18n.LANGUAGES:
                 assert f"{prefix}{value}" in i18n.MESSAGES[lang], f"{lang}: {prefix}{value}"
+
+
+def seed_ladder() -> list[dict[str, str]]:
+    from ivr.db.seed import load_seed
+
+    return list(load_seed()["ladder"])
+
+
+def test_seeded_stage_names_are_the_english_labels() -> None:
+    """A seeded stage is shown by its label while it keeps its seeded name, which the English
+    catalogue must therefore spell exactly as the settings file does."""
+    from ivr.web.labels import stage_name
+
+    for stage in seed_ladder():
+        assert i18n.EN[f"ladder_stage_{stage['code']}"] == stage["name"]
+        assert stage_name("uk", stage["code"], stage["name"]) == i18n.UK[f"ladder_stage_{stage['code']}"]
+    assert stage_name("uk", "blocked", "Renamed by the admin") == "Renamed by the admin"
+    assert stage_name("uk", "new_stage", "Новий етап") == "Новий етап"
 
 
 def test_translate_fallbacks() -> None:

@@ -65,8 +65,12 @@ def test_live_json_shows_lines_calls_plan_queues_health_and_pauses(db: Database,
     assert plan["in_flight"] == 2 and plan["remaining"] == 1  # A-3's case; the two in flight are not left
     assert plan["due_today"] == 3  # A-3 was dialled today and is still due: counted once
     assert "waiting_window" in plan and "first_local" in plan["waiting_window"]
-    assert data["queues"] == [{"queue": "quality", "raised_today": 1, "done_today": 0, "open": 1, "results": {}}]
+    assert data["queues"] == [{"queue": "quality", "raised_today": 1, "done_today": 0, "open": 1, "results": {},
+                               "label": "Качество услуги"}]
     assert data["outcomes_today"] == {"reason": 1}
+    # codes go with their labels in the page's language, so the page never shows a raw code
+    assert data["outcome_labels"] == {"reason": "назвал причину"}
+    assert calls["talk-2"]["stage"] == "reminder" and calls["talk-2"]["stage_label"] == "Мягкое напоминание"
     health = data["health"]
     assert health["running"] and {a["server"]: a["connected"] for a in health["ami"]} == {"pbx1": True, "pbx2": False}
     assert health["ami"][1]["last_error"] == "connection refused"
