@@ -201,3 +201,15 @@ def test_a_registered_module_not_yet_folded_is_used_in_every_language(monkeypatc
     monkeypatch.setitem(i18n.RU, "zz_x", "икс")
     monkeypatch.setitem(i18n.EN, "zz_x", "ex")
     assert [i18n.translate(lang, "zz_x") for lang in ("ru", "uk", "en")] == ["икс", "ікс", "ex"]
+
+
+def test_the_catalogues_are_package_data() -> None:
+    """The app reads the .po files at import, so an installed package (a wheel) must carry them."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]["ivr"]
+    files = [p.relative_to(root / "ivr").as_posix() for p in (root / "ivr" / "locale").rglob("*.po*")]
+    assert len(files) == 1 + len(i18n.LANGUAGES)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []
