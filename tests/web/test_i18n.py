@@ -25,6 +25,8 @@ LATIN_ALLOWED = {
     "IVR_BILLING_PUSH_URL", "Authorization", "Bearer", "import", "export", "SIP", "url",
     # the prompt editor's help: currency and call-language codes, the fields of a reason entry
     "RUB", "UAH", "USD", "EUR", "ru", "uk", "en", "key", "label", "code",
+    # the template engine and the statements the editor refuses, as a template spells them
+    "Jinja", "extends", "include",
 }
 
 
