@@ -1,7 +1,7 @@
-"""The whole UI in Ukrainian, in a real browser: every page the navigation leads to, as an admin
-and as an operator, shows no catalogue key, no Russian-only letter and no English word (apart
-from names and codes that are the same in every language), and is photographed at 1366x900 and
-390x844 (tests/artifacts/screenshots/uk-*.png).
+"""The whole UI in Ukrainian (and in Russian), in a real browser: every page the navigation leads
+to, as an admin and as an operator, shows no catalogue key, no letter of the other alphabet and no
+English word (apart from names and codes that are the same in every language), and is
+photographed at 1366x900 and 390x844 (tests/artifacts/screenshots/<lang>-<role>-<page>-<width>.png).
 
 The pages are found by following the navigation, so a page added later is walked too."""
 
@@ -46,7 +46,8 @@ ALLOWED_LATIN = {
     "key", "label", "code",
     "root", "op1", "U-1001", "U-1002", "U", "PJSIP/101",
 }
-RUSSIAN_ONLY = re.compile("[ыэъёЫЭЪЁ]")
+# letters one of the two alphabets has and the other has not
+FOREIGN_LETTERS = {"uk": re.compile("[ыэъёЫЭЪЁ]"), "ru": re.compile("[іїєґІЇЄҐ]")}
 
 
 def _seed(server: LiveServer) -> dict[str, int]:
@@ -115,7 +116,7 @@ def _keys_pattern() -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, keys)) + r")(?![\w-])")
 
 
-def untranslated_on(text: str) -> list[str]:
+def untranslated_on(text: str, lang: str = "uk") -> list[str]:
     from ivr.prompts.context import CONTEXT_DOC
 
     # time zone names (Europe/Kyiv) are the same in every language; ISO times (2025-11-19T10:00)
@@ -124,7 +125,8 @@ def untranslated_on(text: str) -> list[str]:
     # a template variable named in the prompt help is spelled as a template spells it
     variables = set(CONTEXT_DOC)
     found = [f"key {m}" for m in sorted(set(_keys_pattern().findall(text)) - variables)]
-    found += [f"Russian-only letter in {line.strip()!r}" for line in text.splitlines() if RUSSIAN_ONLY.search(line)]
+    found += [f"letter of the other alphabet in {line.strip()!r}" for line in text.splitlines()
+              if FOREIGN_LETTERS[lang].search(line)]
     words = set(re.findall(r"[A-Za-z][A-Za-z0-9_/.-]*[A-Za-z0-9]|[A-Za-z]", text))
     found += [f"English word {w!r}" for w in sorted(words - ALLOWED_LATIN - variables)]
     return found
@@ -132,7 +134,10 @@ def untranslated_on(text: str) -> list[str]:
 
 def test_the_check_catches_keys_russian_and_english() -> None:
     assert untranslated_on("Черги · live_title") == ["key live_title", "English word 'live_title'"]
-    assert untranslated_on("Отказы от звонков") == ["Russian-only letter in 'Отказы от звонков'"]
+    assert untranslated_on("Отказы от звонков") == ["letter of the other alphabet in 'Отказы от звонков'"]
+    assert untranslated_on("Відмови від дзвінків", "ru") == [
+        "letter of the other alphabet in 'Відмови від дзвінків'"]
+    assert untranslated_on("Отказы от звонков", "ru") == []
     assert untranslated_on("Етап: blocked, keypad") == ["English word 'blocked'", "English word 'keypad'"]
     assert untranslated_on("Черги · U-1001 · UTC") == []
 
@@ -142,13 +147,13 @@ def _links(page: Any, selector: str) -> list[str]:
     return [h for h in hrefs if h and h.startswith("/")]
 
 
-def _walk(page: Any, server: LiveServer, role: str, extra: list[str]) -> dict[str, list[str]]:
+def _walk(page: Any, server: LiveServer, lang: str, role: str, extra: list[str]) -> dict[str, list[str]]:
     """Every page reachable from the main and admin navigation (and the reports list), plus
     `extra`; returns each page's problems and photographs it."""
     page.goto(server.url + "/")
-    page.click("form.lang button[value=uk]")
+    page.click(f"form.lang button[value={lang}]")
     page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang") == "uk"
+    assert page.locator("html").get_attribute("lang") == lang
     todo = _links(page, "nav.main-nav a") + extra
     seen: list[str] = []
     problems: dict[str, list[str]] = {}
@@ -164,19 +169,20 @@ def _walk(page: Any, server: LiveServer, role: str, extra: list[str]) -> dict[st
             todo += _links(page, "nav.sub-nav a")
         if urlsplit(page.url).path == "/reports":
             todo += [h for h in _links(page, "main a") if h.startswith("/reports/")]
-        found = untranslated_on(_visible_text(page))
+        found = untranslated_on(_visible_text(page), lang)
         if found:
             problems[path] = found
         slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
         for size, viewport in SIZES.items():
             page.set_viewport_size(viewport)
-            page.screenshot(path=str(SCREENSHOTS / f"uk-{role}-{slug}-{size}.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{lang}-{role}-{slug}-{size}.png"), full_page=True)
         page.set_viewport_size(SIZES["1366"])
     assert len(seen) >= len(extra) + 2
     return problems
 
 
-def test_every_page_in_ukrainian_has_no_untranslated_text(chromium: Any, live_server: LiveServer) -> None:
+@pytest.mark.parametrize("lang", ["uk", "ru"])
+def test_every_page_has_no_untranslated_text(chromium: Any, live_server: LiveServer, lang: str) -> None:
     ids = _seed(live_server)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: dict[str, dict[str, list[str]]] = {}
@@ -186,18 +192,18 @@ def test_every_page_in_ukrainian_has_no_untranslated_text(chromium: Any, live_se
                            f"/accounts/{ids['account']}", f"/tasks/{ids['task']}"]),
         ("operator", "op1", [f"/tasks/{ids['task']}", f"/accounts/{ids['account']}", "/accounts?q=U-1001"]),
     ):
-        context = chromium.new_context(viewport=SIZES["1366"], locale="uk-UA")
+        context = chromium.new_context(viewport=SIZES["1366"], locale=f"{lang}-{'UA' if lang == 'uk' else 'RU'}")
         page = context.new_page()
         try:
             login(page, live_server, username)
-            found = _walk(page, live_server, role, extra)
-            walked[role] = len(list(SCREENSHOTS.glob(f"uk-{role}-*-390.png")))
+            found = _walk(page, live_server, lang, role, extra)
+            walked[role] = len(list(SCREENSHOTS.glob(f"{lang}-{role}-*-390.png")))
             if found:
                 problems[role] = found
         finally:
             context.close()
     # the list is an artefact too: what a translator has to look at when this fails
-    (SCREENSHOTS / "uk-untranslated.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1),
+    (SCREENSHOTS / f"{lang}-untranslated.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1),
                                                       encoding="utf-8")
     assert problems == {}
     # the admin sees every admin page and the reports; the operator at least queues and live
