@@ -41,7 +41,8 @@ NAIVE_NOW = NOW.replace(tzinfo=None)
 ALLOWED_LATIN = {
     "UTC", "API", "CSV", "SVG", "PNG", "AMI", "FastAGI", "Asterisk", "PJSIP", "SIP", "WAV", "Jinja2", "UTF-8",
     "Windows-1251", "RU", "UK", "EN", "ru", "uk", "en", "RUB", "UAH", "USD", "EUR", "Bearer", "Authorization",
-    "IVR_BILLING_PUSH_URL", "ivr", "run", "import", "export", "JSON",
+    "IVR_BILLING_PUSH_URL", "ivr", "run", "import", "export", "JSON", "Excel", "UTF-16", "espeak-ng",
+    "voice-pack", "check",
     # the prompt editor's help names a reason entry's fields as a template spells them
     "key", "label", "code",
     "root", "op1", "U-1001", "U-1002", "U", "PJSIP/101",
