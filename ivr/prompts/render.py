@@ -311,7 +311,9 @@ class PromptStore:
                                   key="syntax", detail=exc.message or "") from None
         except Exception as exc:  # anything a template can raise: undefined, security, filter errors
             message = str(exc) or type(exc).__name__
-            raise TemplateProblem(name, _template_line(exc), message, language, key="render", detail=message) from None
+            # the sandbox's limits have one text in the UI; which limit is the (English) detail
+            key = "limit" if isinstance(exc, RenderLimitExceeded) else "render"
+            raise TemplateProblem(name, _template_line(exc), message, language, key=key, detail=message) from None
         text = normalise(text)
         if len(text) > MAX_TEXT_CHARS:
             raise TemplateProblem(name, None, f"renders to {len(text)} characters (max {MAX_TEXT_CHARS})", language,
