@@ -187,7 +187,8 @@ def snapshot(session: Session, settings: Settings, now: dt.datetime, plan: Outlo
     in_flight = {server or "?": int(n) for server, n in session.execute(
         select(CallAttempt.server, func.count()).where(CallAttempt.state.in_(IN_FLIGHT)).group_by(CallAttempt.server))}
     health = _health(peers)
-    health["last_errors"] = _last_errors(session, start)
+    health["last_errors"] = [{**e, "result_label": _label(t, has_key, "fault_", e["result"])}
+                             for e in _last_errors(session, start)]
     outcomes = _outcomes(session, start)
     queues = [{**q, "label": _label(t, has_key, "queue_", q["queue"])} for q in _queues(session, start)]
     pauses_shown = []

@@ -171,3 +171,23 @@ def test_live_forecast_local_times_are_never_bare_utc() -> None:
     assert out["opens_local"] == "09:00"
     assert out["finish_local"] == "20.11 00:30"  # past midnight in Moscow: the date is shown
     assert [r["finish_local"] for r in out["by_lines"]] == ["20.11 00:30", None]
+
+
+def test_live_json_labels_codes_in_ukrainian(db: Database, browser: Any, users: dict[str, int]) -> None:
+    """Stages, spoiled calls' results, queues and outcomes come with their labels in the page's
+    language (here Ukrainian), so neither the page nor live.js shows a code."""
+    with db.sessions.begin() as s:
+        account = make_account(s, "A-1")
+        in_flight(s, account, "talk-1", "answered", started=NAIVE_NOW, steps=("greet",))
+        spoiled = in_flight(s, make_account(s, "A-2", phones=("+79160000002",)), "cut-2", "done",
+                            started=NAIVE_NOW - dt.timedelta(minutes=5))
+        spoiled.result, spoiled.ended_at = "interrupted", NAIVE_NOW - dt.timedelta(minutes=4)
+    operator = browser("op1")
+    operator.post("/lang", {"lang": "uk", "next": "/live"})
+    data = operator.get("/live.json").json()
+    assert data["calls"][0]["stage_label"] == "М'яке нагадування"
+    assert [(e["result"], e["result_label"]) for e in data["health"]["last_errors"]] == [
+        ("interrupted", "перервано з нашого боку")]
+    page = operator.get("/live").text
+    assert "перервано з нашого боку" in page
+    assert "М&#39;яке нагадування" in page  # escaped apostrophe

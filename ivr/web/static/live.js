@@ -101,7 +101,7 @@
       health.push(el("li", labels.dialing + ": " + (d.ok ? labels.ok : labels.stopped + " " + d.reason) + " (" + d.since + ")"));
     });
     data.health.last_errors.forEach(function (e) {
-      health.push(el("li", [e.at, e.server, e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
+      health.push(el("li", [e.at, e.server, e.result_label || e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
     });
     fill("live-health", health);
     document.querySelectorAll("[data-plan]").forEach(function (cell) {
