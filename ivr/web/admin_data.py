@@ -168,6 +168,14 @@ def _chosen_queues(form: Any) -> str:
     return ",".join(str(q) for q in form.getlist("queues"))
 
 
+def _check_queues(session: Session, queues: str) -> None:
+    """Queues are ticked from the list; one that is not on it (a forged form) is refused."""
+    known = set(known_queues(session))
+    for queue in auth.normalize_queues(queues):
+        if queue not in known:
+            raise auth.AuthError("err_queue_unknown", f"queue {queue!r} is not in the list", queue=queue)
+
+
 async def users_page(request: Request, error: str = "", status_code: int = 200, values: dict[str, str] | None = None) -> Response:
     await require(request, "admin")
     def load(session: Session) -> tuple[list[User], list[str]]:
@@ -187,6 +195,7 @@ async def user_add(request: Request) -> Response:
     password = str(form.get("password", ""))
 
     def save(session: Session) -> None:
+        _check_queues(session, values["queues"])
         auth.create_user(session, username=values["username"], role=values["role"], password=password,
                          phone=values["phone"], queues=auth.normalize_queues(values["queues"]))
 
@@ -211,6 +220,7 @@ async def user_update(request: Request) -> Response:
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))
         auth.validate_role(role)
+        _check_queues(session, queues)
         if row.id == admin_user.id and (not active or role != auth.ROLE_ADMIN):
             # locking yourself out of the admin pages is never what was meant
             raise auth.AuthError("err_self_lockout", "you cannot remove your own admin access")

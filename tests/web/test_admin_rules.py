@@ -260,6 +260,10 @@ def test_user_queues_are_ticked_from_the_list_and_shown_by_label(db: Database, a
                                                      "queues": ["retention"]}).status_code == 303
     with db.sessions() as s:
         assert s.get_one(User, olga.id).queues == ["retention"]
+    forged = as_admin.post(f"/admin/users/{olga.id}", {"role": "operator", "active": "on", "queues": ["nowhere"]})
+    assert forged.status_code == 400 and "очереди «nowhere» нет в списке" in forged.text
+    with db.sessions() as s:
+        assert s.get_one(User, olga.id).queues == ["retention"]
 
 
 def test_codes_are_shown_by_their_labels(db: Database, as_admin: Browser) -> None:
