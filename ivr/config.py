@@ -70,6 +70,10 @@ class Settings:
     agi_reply_timeout: float = 30.0
     agi_media_timeout: float = 600.0
     agi_session_timeout: float = 3600.0
+    # Back-pressure (ivr.dialer.backpressure): calls up on the FastAGI side at most, and the p99
+    # of the server's own delay above which the dialer originates fewer calls
+    agi_max_calls: int = 2000
+    agi_delay_target_ms: float = 100.0
     # AMI / Asterisk servers; empty list means "use the built-in simulator"
     asterisk_servers: tuple[AsteriskServer, ...] = ()
     ami_ping_interval: float = 20.0
@@ -242,6 +246,8 @@ _SIMPLE: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IVR_AGI_REPLY_TIMEOUT": ("agi_reply_timeout", lambda k, v: _seconds(k, v, 0.1)),
     "IVR_AGI_MEDIA_TIMEOUT": ("agi_media_timeout", lambda k, v: _seconds(k, v, 1.0)),
     "IVR_AGI_SESSION_TIMEOUT": ("agi_session_timeout", lambda k, v: _seconds(k, v, 1.0)),
+    "IVR_AGI_MAX_CALLS": ("agi_max_calls", lambda k, v: _int(k, v, 1, 1_000_000)),
+    "IVR_AGI_DELAY_TARGET_MS": ("agi_delay_target_ms", lambda k, v: _float(k, v, 1.0)),
     "IVR_AMI_PING_INTERVAL": ("ami_ping_interval", lambda k, v: _float(k, v, 0.1)),
     "IVR_AMI_PING_TIMEOUT": ("ami_ping_timeout", lambda k, v: _float(k, v, 0.1)),
     "IVR_ORIGINATE_TIMEOUT_MS": ("originate_timeout_ms", lambda k, v: _int(k, v, 1000)),

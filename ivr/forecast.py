@@ -21,8 +21,13 @@ The model (deterministic, expected values, no randomness):
   closes is left over for tomorrow.
 - The plan finishes when the last cohort holding at least `MIN_MASS` (half a case) ends: smaller
   cohorts are "probably nobody" and are counted, not waited for.
-- Tomorrow's callbacks per queue = tomorrow's callable cases x expected answered calls per case
-  (from the same model with unlimited lines) x callbacks per answered call of that queue.
+- Callbacks per queue = expected answered calls x new tasks per answered call, measured apart
+  for a case's first answered call and for a case answered before, weighted by the plan's share of
+  cases answered before. (A subscriber who named a reason yesterday mostly names it again, and
+  his open task is refreshed, not raised again: one card per case and queue. One rate for every
+  answered call overestimated the busiest queue by half on a day of repeat calls,
+  tests/test_forecast_sim.py.) Tomorrow's answered calls come from the same model with unlimited
+  lines over tomorrow's callable cases.
 """
 
 from __future__ import annotations
@@ -48,9 +53,19 @@ TINY = 1e-4  # cohorts below this are dropped (keeps the event list short)
 class Rates:
     shares: Mapping[str, float]  # result -> share of attempts (sums to 1)
     line_seconds: Mapping[str, float]  # result -> mean seconds an attempt holds a line
-    callbacks_per_answered: Mapping[str, float]  # queue -> tasks per answered call
+    # queue -> new tasks per answered call: of a case answering for the first time, and of a case
+    # answered before (None: no such call measured yet, the first-time figures are used)
+    callbacks_per_answered: Mapping[str, float]
+    callbacks_per_repeat: Mapping[str, float] | None = None
     attempts: int = 0  # how many attempts the figures come from (0 = prior)
     prior: bool = False
+
+    def callbacks(self, repeat_share: float) -> dict[str, float]:
+        """Queue -> new tasks per answered call when `repeat_share` of them are repeat answers."""
+        repeat = self.callbacks_per_repeat if self.callbacks_per_repeat is not None else self.callbacks_per_answered
+        queues = sorted(set(self.callbacks_per_answered) | set(repeat))
+        return {q: (1 - repeat_share) * self.callbacks_per_answered.get(q, 0.0) + repeat_share * repeat.get(q, 0.0)
+                for q in queues}
 
     @property
     def answer_rate(self) -> float:
@@ -84,6 +99,7 @@ class PlanCase:
     ready: dt.datetime  # UTC: now, or when the case's window opens today
     window_end: dt.datetime  # UTC: when that window closes
     attempts_left: int
+    answered_before: bool = False  # a robot call of this case has been answered before
 
 
 @dataclass
@@ -182,8 +198,14 @@ def _simulate(plan: Sequence[PlanCase], rates: Rates, retry: Retry, lines: float
     return run
 
 
+def repeat_share(plan: Sequence[PlanCase]) -> float:
+    """The share of the plan's cases answered before."""
+    return sum(case.answered_before for case in plan) / len(plan) if plan else 0.0
+
+
 def forecast(plan: Sequence[PlanCase], rates: Rates, retry: Retry, lines: int, now: dt.datetime, *,
-             what_if: Sequence[int] = (), cases_tomorrow: int = 0, attempts_tomorrow: int = 3) -> Forecast:
+             what_if: Sequence[int] = (), cases_tomorrow: int = 0, attempts_tomorrow: int = 3,
+             repeat_tomorrow: float = 0.0) -> Forecast:
     """Today's finish with `lines` (and each of `what_if`), tomorrow's callbacks per queue."""
     if lines < 1:
         raise ValueError("lines must be at least 1")
@@ -200,12 +222,14 @@ def forecast(plan: Sequence[PlanCase], rates: Rates, retry: Retry, lines: int, n
     day = dt.timedelta(hours=10)
     tomorrow = [PlanCase(t0, t0 + day, attempts_tomorrow)] * cases_tomorrow
     answered_tomorrow = _simulate(tomorrow, rates, retry, 1e9, t0).answered if cases_tomorrow else 0.0
+    per_today = rates.callbacks(repeat_share(plan))
+    per_tomorrow = rates.callbacks(repeat_tomorrow)
     return Forecast(
         at=now, opens=opens, cases_today=len(plan), lines=lines, finish=main.finish,
         hours_from_open=main.hours_from_open, attempts=main.attempts, answered=main.answered,
         left_over=main.left_over, by_lines=rows, cases_tomorrow=cases_tomorrow,
-        callbacks_today={q: round(main.answered * per, 1) for q, per in sorted(rates.callbacks_per_answered.items())},
-        callbacks_tomorrow={q: round(answered_tomorrow * per, 1) for q, per in sorted(rates.callbacks_per_answered.items())},
+        callbacks_today={q: round(main.answered * per, 1) for q, per in per_today.items()},
+        callbacks_tomorrow={q: round(answered_tomorrow * per, 1) for q, per in per_tomorrow.items()},
         answer_rate=round(rates.answer_rate, 3), mean_line_seconds=round(rates.mean_line_seconds(), 1),
         measured_attempts=rates.attempts, prior=rates.prior,
     )

@@ -15,7 +15,7 @@ import logging
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.db.models import CallAttempt, CallbackTask, CaseState, OptOut
@@ -30,7 +30,17 @@ from ivr.dialer.windows import (
     windows_for_day,
     zone,
 )
-from ivr.forecast import PRIOR, RESULTS, Forecast, PlanCase, Rates, Retry, default_what_if, forecast
+from ivr.forecast import (
+    PRIOR,
+    RESULTS,
+    Forecast,
+    PlanCase,
+    Rates,
+    Retry,
+    default_what_if,
+    forecast,
+    repeat_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +77,50 @@ def measure(session: Session, now: dt.datetime, weeks: int = 4) -> Rates:
     if total < MIN_ATTEMPTS:
         log.info("forecast: %d attempts measured since %s, using the prior", total, since)
         return PRIOR
-    answered = counts["answered"]
-    tasks = session.execute(
-        select(CallbackTask.queue, func.count()).where(CallbackTask.attempt_id.is_not(None),
-                                                       CallbackTask.created_at >= since)
-        .group_by(CallbackTask.queue)).all()
+    first, repeat = _new_tasks_per_answered(session, since) if counts["answered"] else (None, None)
     return Rates(
         shares={r: counts[r] / total for r in RESULTS if counts[r]},
         line_seconds={r: seconds[r] / timed[r] if timed[r] else PRIOR.line_seconds.get(r, 0.0) for r in RESULTS},
-        callbacks_per_answered={q: n / answered for q, n in tasks} if answered else dict(PRIOR.callbacks_per_answered),
+        callbacks_per_answered=first if first is not None else dict(PRIOR.callbacks_per_answered),
+        callbacks_per_repeat=repeat,
         attempts=total,
     )
+
+
+def _answered(*columns: Any) -> Any:
+    return select(*columns).where(
+        CallAttempt.purpose == "robot", CallAttempt.result == "answered", CallAttempt.debt_case_id.is_not(None))
+
+
+def _new_tasks_per_answered(session: Session, since: dt.datetime
+                            ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Per queue, the tasks the robot's calls raised per answered call: of cases answering for the
+    first time, and of cases answered before (None where no such call was measured). A task is the
+    work of its case's last answered call before it was raised (a refresh overwrites its attempt)."""
+    calls: dict[int | None, list[dt.datetime]] = defaultdict(list)
+    # every answered call (also before `since`) of the cases answered since `since`
+    recent = _answered(CallAttempt.debt_case_id).where(CallAttempt.created_at >= since)
+    for case_id, at in session.execute(_answered(CallAttempt.debt_case_id, CallAttempt.created_at)
+                                       .where(CallAttempt.debt_case_id.in_(recent)).order_by(CallAttempt.created_at)):
+        calls[case_id].append(at)
+    answered: Counter[str] = Counter()  # "first" / "repeat" -> answered calls since `since`
+    for times in calls.values():
+        for i, at in enumerate(times):
+            if at >= since:
+                answered["repeat" if i else "first"] += 1
+    raised: dict[str, Counter[str]] = {"first": Counter(), "repeat": Counter()}
+    for case_id, queue, created in session.execute(  # the debt_case_id filter below: never None
+        select(CallbackTask.debt_case_id, CallbackTask.queue, CallbackTask.created_at).where(
+            CallbackTask.attempt_id.is_not(None), CallbackTask.created_at >= since, CallbackTask.debt_case_id.is_not(None))
+    ):
+        before = [at for at in calls.get(case_id, ()) if at <= created]
+        if before:
+            raised["repeat" if len(before) > 1 else "first"][queue] += 1
+
+    def rates(kind: str) -> dict[str, float] | None:
+        return {q: n / answered[kind] for q, n in sorted(raised[kind].items())} if answered[kind] else None
+
+    return rates("first"), rates("repeat")
 
 
 def _window_end(rules: Rules, stage: Any, tz_name: str, country: str, at: dt.datetime) -> dt.datetime | None:
@@ -86,10 +129,11 @@ def _window_end(rules: Rules, stage: Any, tz_name: str, country: str, at: dt.dat
     if tz is None or not profile:
         return None
     local = to_utc(at).astimezone(tz)
-    windows = windows_for_day(profile, local.weekday(), holiday_checker(country)(local.date()),
-                              rules.options.holiday_policy)
+    holiday = holiday_checker(country)(local.date())
+    windows = windows_for_day(profile, local.weekday(), holiday, rules.options.holiday_policy)
     minute = local.hour * 60 + local.minute
-    for start, end in _minute_ranges(windows, stage.required_hour):
+    # cut to the legal limits as the dialer does: a window never stays open past them
+    for start, end in rules.legal.clip(_minute_ranges(windows, stage.required_hour), local.weekday(), holiday):
         if start <= minute < end:
             midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
             return to_utc(midnight + dt.timedelta(minutes=end))
@@ -114,6 +158,9 @@ def plan_today(session: Session, rules: Rules, now: dt.datetime, horizon_hours: 
     opted = sel.opted_out_numbers(session, (p.number for ps in phones.values() for p in ps))
     histories = sel.load_histories(session, accounts, now)
     promises = pending_promises(session, [r.id for r in rows if r.state == CaseState.PROMISED.value])
+    answered_cases = set(session.scalars(_answered(CallAttempt.debt_case_id).where(
+        CallAttempt.debt_case_id.in_(select(sel.DebtCase.id).where(sel.DebtCase.state.in_(sel.LADDER_STATES))))
+        .distinct()))
     for row in rows:
         if row.account_id in opted_accounts:
             continue
@@ -141,7 +188,7 @@ def plan_today(session: Session, rules: Rules, now: dt.datetime, horizon_hours: 
         if end is None:
             continue  # a planned retry outside the window: not today's work
         left = verdict.stage.max_attempts - staged.attempts_in_stage
-        plan.append(PlanCase(ready, end, min(left, cap) if cap is not None else left))
+        plan.append(PlanCase(ready, end, min(left, cap) if cap is not None else left, row.id in answered_cases))
     return plan
 
 
@@ -163,7 +210,7 @@ def make_forecast(session: Session, rules: Rules, now: dt.datetime, lines: int,
     cap = _daily_attempts(rules)
     return forecast(plan, rates, retry_of(rules), lines, to_utc(now),
                     what_if=what_if if what_if is not None else default_what_if(lines),
-                    cases_tomorrow=len(tomorrow),
+                    cases_tomorrow=len(tomorrow), repeat_tomorrow=repeat_share(tomorrow),
                     attempts_tomorrow=min(stage_attempts, cap) if cap is not None else stage_attempts)
 
 

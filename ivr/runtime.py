@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,7 +149,15 @@ async def start_services(
         services.ami[server.name] = client
 
     if with_dialer:
+        from ivr.dialer.backpressure import AgiGate, GateSettings, load_source
+
+        # issue 12: never more calls up than the FastAGI side carries well, whether it runs in
+        # this process (read directly) or in `ivr agi-server` processes (their heartbeats)
+        gate = AgiGate(GateSettings.from_settings(settings),
+                       load_source(db.sessions, services.agi.load.snapshot if services.agi is not None else None),
+                       now=time.monotonic())
         dialer = Dialer(
+            agi_gate=gate,
             sessions=db.sessions, rules_loader=rules_loader_for(settings), clock=clock, settings=settings,
             originators=services.ami, dialer_id=default_dialer_id(settings),
             prepare_audio=lambda _session, attempt: audio.prepare_attempt(attempt.id),
@@ -188,6 +197,13 @@ async def start_services(
     if with_web:
         import uvicorn
 
+        if with_agi:
+            from ivr import jobs
+
+            # the web UI shares this process with the calls: its imports run in a separate
+            # process, not in a thread that would hold the GIL the calls need (issue 12)
+            jobs.offload_imports()
+
         from ivr.commands.web_cmd import uvicorn_config
         from ivr.web.app import create_app
         from ivr.web.deps import AmiClickToCall
@@ -225,7 +241,8 @@ def service_info(services: Services) -> dict[str, Any]:
     info: dict[str, Any] = {
         "simulator": services.sim is not None,
         "agi": None if services.agi is None else {
-            "host": settings.agi_host, "port": services.agi.port, "public_url": settings.agi_public_url},
+            "host": settings.agi_host, "port": services.agi.port, "public_url": settings.agi_public_url,
+            "load": services.agi.load.snapshot().as_dict()},
         "web": None if services.web_server is None else f"http://{settings.web_host}:{settings.web_port}/",
         "ami": {name: {"host": c.host, "port": c.port, "connected": c.connected,
                        "since": c.state_since.isoformat(timespec="seconds"), "last_error": c.last_error}
@@ -239,7 +256,9 @@ def service_info(services: Services) -> dict[str, Any]:
         stats = dataclasses.asdict(dialer.last_stats)
         stats.pop("not_callable_case_ids", None)
         health = dialer.health
+        gate = dialer.agi_gate
         info["dialer"] = {"id": dialer.dialer_id, "sent": dialer.sent, "last_pass": stats, "stopped": dialer.stopped,
+                          "agi_window": None if gate is None else gate.window.size,
                           "health": {"ok": health.ok, "reason": health.reason,
                                      "since": health.since.isoformat(timespec="seconds")}}
     return info
@@ -288,6 +307,9 @@ async def stop_services(services: Services, *, grace: float = 10.0) -> None:
             await asyncio.wait([services.web_task], timeout=5)
     if services.agi is not None:
         await services.agi.stop(grace=grace)
+    from ivr import jobs
+
+    jobs.shutdown()
     for client in services.ami.values():
         await client.stop()
     for task in list(services._tasks):

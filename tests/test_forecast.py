@@ -65,26 +65,47 @@ def test_no_history_uses_the_prior_and_says_so(any_db: Database) -> None:
 def test_measure_reads_shares_line_time_and_callbacks(any_db: Database) -> None:
     now = OPEN + dt.timedelta(days=1)
     with any_db.sessions.begin() as session:
-        case = add_case(session)
+        cases = [add_case(session, phones=[f"+7916000{i:04d}"]) for i in range(20)]
         for i in range(40):
-            result = "answered" if i % 2 else "busy"
+            case = cases[i % 20]
+            result = "answered" if i < 10 or 20 <= i < 25 else "busy"
             start = OPEN.replace(tzinfo=None) + dt.timedelta(minutes=i)
             row = CallAttempt(debt_case_id=case.id, account_id=case.account_id, phone="+79160000000",
                               action_id=f"a{i}", state="done", result=result, created_at=start,
                               ended_at=start + dt.timedelta(seconds=90 if result == "answered" else 10))
             session.add(row)
             session.flush()
-            if i % 4 == 1:
-                session.add(CallbackTask(account_id=case.account_id, attempt_id=row.id, queue="billing",
-                                         created_at=start))
+            # first answered calls (i < 10): every other one raises a billing task; second answered
+            # calls (20 <= i < 25): one in five raises a quality task
+            if (i < 10 and i % 2 == 0) or i == 20:
+                session.add(CallbackTask(account_id=case.account_id, debt_case_id=case.id, attempt_id=row.id,
+                                         queue="billing" if i < 10 else "quality",
+                                         created_at=start + dt.timedelta(seconds=30)))
     with any_db.sessions() as session:
         rates = measure(session, now)
         plan = plan_today(session, load_rules(session), now)
     assert not rates.prior and rates.attempts == 40
-    assert rates.shares == {"answered": 0.5, "busy": 0.5}
+    assert rates.shares == {"answered": 15 / 40, "busy": 25 / 40}
     assert rates.line_seconds["answered"] == pytest.approx(90) and rates.line_seconds["busy"] == pytest.approx(10)
+    # cases 0-9 answer at i (first), 0-4 again at i + 20 (repeat); cases 10-19 are busy
     assert rates.callbacks_per_answered == {"billing": 0.5}
-    assert len(plan) <= 1
+    assert rates.callbacks_per_repeat == {"quality": 0.2}
+    # in today's plan (cases answered twice this week are held by the contact limits), cases 5-9
+    # are marked as answered before
+    assert sum(p.answered_before for p in plan) == 5 and len(plan) - 5 == 10
+
+
+def test_callbacks_weigh_first_and_repeat_answers_by_the_plan() -> None:
+    rates = Rates(shares={"answered": 1.0}, line_seconds={"answered": 60.0},
+                  callbacks_per_answered={"billing": 0.4}, callbacks_per_repeat={"quality": 0.1})
+    plan = [PlanCase(OPEN, CLOSE, 1)] * 30 + [PlanCase(OPEN, CLOSE, 1, answered_before=True)] * 10
+    fc = forecast(plan, rates, RETRY, 100, OPEN, cases_tomorrow=40, attempts_tomorrow=1, repeat_tomorrow=0.5)
+    assert fc.answered == pytest.approx(40)
+    assert fc.callbacks_today == {"billing": 12.0, "quality": 1.0}  # 30 x 0.4, 10 x 0.1
+    assert fc.callbacks_tomorrow == {"billing": 8.0, "quality": 2.0}
+    # no repeat answer measured yet: the first-answer figures stand for both
+    once = Rates(rates.shares, rates.line_seconds, {"billing": 0.4})
+    assert forecast(plan, once, RETRY, 100, OPEN).callbacks_today == {"billing": 16.0}
 
 
 def test_lines_must_be_positive() -> None:

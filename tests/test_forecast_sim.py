@@ -1,12 +1,14 @@
-"""The forecast checked against the simulator (issue 13): a simulated campaign day makes the
-history, a forecast is made for the next day before it runs, then that day runs and the forecast's
-finish time (from the window opening), answered calls and callbacks per queue must come within
-15 % of what the day did.
+"""The forecast checked against the simulator (issue 13): two simulated campaign days make the
+history (the second one with repeat calls of the first day's subscribers), a forecast is made for
+the third day before it runs, then that day runs and the forecast's finish time (from the window
+opening), answered calls and callbacks per queue must come within 15 % of what the day did.
 
 The days run like `ivr demo`: the real dialer, AMI client, FastAGI server and call script on the
 simulated Asterisk, a FastClock, idle stretches skipped. Callees come from the simulator's
-`LiveBook` (the demo's mix of answer, busy, no answer, machine and personas), seeded by number and
-call count, so the run is deterministic up to call timing.
+`QuotaBook`: the demo's mix of answer, busy, no answer and machine, with personas that give
+reasons routed to each operator queue, met in exact proportions rather than by independent draws
+(see its docstring: with independent draws, counts of a few dozen tasks per queue carry more
+Poisson noise than the 15 % being checked, so the check would measure the dice, not the model).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -32,7 +33,7 @@ from ivr.runtime import (
     stop_services,
 )
 from ivr.sim import SimulatedAsterisk
-from ivr.sim.population import LiveBook
+from ivr.sim.population import QuotaBook
 from ivr.wiring import Database
 from tests.dialer.conftest import add_case
 from tests.faults.harness import make_settings
@@ -43,17 +44,28 @@ UTC = dt.UTC
 DAY1 = dt.date(2026, 3, 2)  # a Monday: Moscow window 09:00-20:00 (06:00-17:00 UTC)
 OPENS = dt.time(6, 0)
 SPEED = 50.0
-LINES = 2  # few lines: the day is bound by the lines, not by how fast this machine runs the robot
-PER_DAY = 60  # new cases entering the ladder each day
+LINES = 5  # few lines: the day is bound by the lines, not by how fast this machine runs the robot
+PER_DAY = 150  # new cases entering the ladder each day
+# Who answers: enough of them give a reason or ask for a person that each queue gets a few dozen
+# tasks on the checked day (a count of n is only known to about 1/n in exact quotas: 15 % needs
+# well over ten). Reason key 3 goes to billing, 4 to quality, 6 to retention
+# (ivr/data/defaults.toml); "human" (key 9) goes to billing.
+PERSONAS = {"reason": 0.60, "human": 0.10, "promise": 0.10, "paid": 0.05, "silent": 0.05,
+            "hangup_early": 0.03, "wrong_party": 0.04, "opt_out": 0.03}
+MENU = {"reason_keys": "346"}
 TOLERANCE = 0.15
 
 
+DAYS = 3  # the forecast is made before the last one
+
+
 def _populate(db: Database) -> None:
+    """PER_DAY new cases a day: opened the day before, a case enters the first stage that day."""
     with db.sessions.begin() as session:
-        # due on the 1st: in the first stage on day 1; due on day 1: in it on day 2
-        for i in range(PER_DAY):
-            add_case(session, phones=[f"+7495{i:07d}"], stage_code=None, opened_on=DAY1 - dt.timedelta(days=1))
-            add_case(session, phones=[f"+7495{i + 5000:07d}"], stage_code=None, opened_on=DAY1)
+        for day in range(DAYS):
+            for i in range(PER_DAY):
+                add_case(session, phones=[f"+7495{day * 5000 + i:07d}"], stage_code=None,
+                         opened_on=DAY1 + dt.timedelta(days=day - 1))
 
 
 def _next_due(db: Database, now: dt.datetime) -> dt.datetime | None:
@@ -68,7 +80,7 @@ def _next_due(db: Database, now: dt.datetime) -> dt.datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-async def _run_day(db: Database, settings: object, day: dt.date, book: LiveBook) -> None:
+async def _run_day(db: Database, settings: object, day: dt.date, book: QuotaBook) -> None:
     """One campaign day from just before the window opens to the next morning (idle skipped)."""
     start = dt.datetime.combine(day, dt.time(5, 30), tzinfo=UTC)
     end = start + dt.timedelta(days=1)
@@ -126,20 +138,20 @@ def _error(forecast: float, actual: float) -> float:
 def test_forecast_made_before_a_day_comes_within_15_percent(db: Database, tmp_path: Path) -> None:
     _populate(db)
     settings = make_settings(tmp_path, str(db.engine.url), "forecast-sim", calls_per_second=10.0)
-    book = LiveBook(seed=13)
+    book = QuotaBook(seed=13, personas=PERSONAS, menu=MENU)
 
-    asyncio.run(_run_day(db, settings, DAY1, book))  # the history
+    for day in range(DAYS - 1):  # the history
+        asyncio.run(_run_day(db, settings, DAY1 + dt.timedelta(days=day), book))
 
-    day2 = DAY1 + dt.timedelta(days=1)
-    before = dt.datetime.combine(day2, dt.time(5, 30), tzinfo=UTC)
+    last = DAY1 + dt.timedelta(days=DAYS - 1)
+    before = dt.datetime.combine(last, dt.time(5, 30), tzinfo=UTC)
     with db.sessions() as session:
         fc = make_forecast(session, load_rules(session), before, LINES, weeks=1)
     assert not fc.prior and fc.measured_attempts >= PER_DAY
-    assert fc.hours_from_open is not None and fc.opens == dt.datetime.combine(day2, OPENS, tzinfo=UTC)
+    assert fc.hours_from_open is not None and fc.opens == dt.datetime.combine(last, OPENS, tzinfo=UTC)
 
-    history_tasks = _actual(db, DAY1)[2]
-    asyncio.run(_run_day(db, settings, day2, book))
-    hours, answered, queues = _actual(db, day2)
+    asyncio.run(_run_day(db, settings, last, book))
+    hours, answered, queues = _actual(db, last)
 
     predicted_queues = fc.callbacks_today
     report = (f"finish {fc.hours_from_open:.2f} h vs {hours:.2f} h; answered {fc.answered} vs {answered}; "
@@ -148,12 +160,9 @@ def test_forecast_made_before_a_day_comes_within_15_percent(db: Database, tmp_pa
     print("forecast check:", report)
     assert _error(fc.hours_from_open, hours) <= TOLERANCE, report
     assert _error(fc.answered, answered) <= TOLERANCE, report
-    # Callbacks per queue are counts of a few to a few dozen tasks, measured from a history of
-    # about as many: Poisson noise alone is ~1/sqrt(n) on each side, far above 15 % at this scale
-    # (the README gives the measured errors). So each queue is held to two standard deviations of
-    # that noise (and never less than 15 %); the total over the queues as well.
+    # every queue that got tasks, and their total, within the same 15 %
+    assert set(queues) == set(predicted_queues), report
     for queue, count in {**queues, "total": sum(queues.values())}.items():
-        predicted = sum(predicted_queues.values()) if queue == "total" else predicted_queues.get(queue, 0.0)
-        seen_before = sum(history_tasks.values()) if queue == "total" else history_tasks.get(queue, 0)
-        bound = max(TOLERANCE, 2 * math.sqrt(1 / max(seen_before, 1) + 1 / max(count, 1)))
-        assert _error(predicted, count) <= bound, f"{queue}: bound {bound:.2f}; {report}"
+        predicted = sum(predicted_queues.values()) if queue == "total" else predicted_queues[queue]
+        assert count >= 15, f"{queue}: too few tasks for a 15 % check; {report}"
+        assert _error(predicted, count) <= TOLERANCE, f"{queue}; {report}"

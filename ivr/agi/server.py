@@ -28,6 +28,7 @@ from types import TracebackType
 
 from ivr.agi import protocol as p
 from ivr.agi.channel import AGIChannel, AGICommandError, AGIHangup, ReplyDeadlines
+from ivr.agi.load import LoadMeter
 from ivr.agi.ratelog import RateLimitedLog
 from ivr.config import Settings
 
@@ -145,6 +146,9 @@ class _Connection(asyncio.Protocol):
         self._split = p.LineSplitter(max_line=server.limits.env_max_bytes)
         self._closed: asyncio.Future[None] | None = None
         self._env_timer: asyncio.TimerHandle | None = None
+        # when the line the script is answering arrived (env block end, or a reply): the time to
+        # our next write is this server's own delay, which LoadMeter reports to the dialer
+        self._t_in = 0.0
 
     # asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -177,6 +181,8 @@ class _Connection(asyncio.Protocol):
             return
         channel = self.channel
         if channel is not None:
+            if lines:
+                self._t_in = self._server.load.now()
             for line in lines:
                 channel.feed_line(line)
             if channel.stray_lines > MAX_STRAY_LINES:
@@ -230,10 +236,20 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         # replies are short: from here on a long line is refused well before the env limit
         self._split.max_line = MAX_REPLY_LINE
-        channel = AGIChannel(self._env, self.transport.write, deadlines=self._server.limits.deadlines, peer=self.peer)
+        self._t_in = self._server.load.now()
+        channel = AGIChannel(self._env, self._write, deadlines=self._server.limits.deadlines, peer=self.peer)
         self.channel = channel
         self._server._spawn(self)
         return channel
+
+    def _write(self, data: bytes) -> None:
+        if self._t_in:
+            meter = self._server.load
+            now = meter.now()
+            meter.record(now - self._t_in, now)
+            self._t_in = 0.0
+        assert self.transport is not None
+        self.transport.write(data)
 
     def _env_timed_out(self) -> None:
         self._env_timer = None
@@ -284,6 +300,7 @@ class FastAGIServer:
         session_timeout: float | None = None,
         env_timeout: float | None = None,
         close_timeout: float | None = None,
+        reuse_port: bool = False,
     ) -> None:
         limits = limits or AGILimits()
         self.limits = dataclasses.replace(
@@ -296,9 +313,13 @@ class FastAGIServer:
         self.host = host
         self.port = port
         self.networks = parse_allow(allow)
+        # several processes on one port (`ivr agi-server --workers N`): the kernel spreads connects
+        self.reuse_port = reuse_port
         self.connections: set[_Connection] = set()
         self._sessions: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        # calls in progress and this server's own delays: what the dialer's back-pressure reads
+        self.load = LoadMeter(lambda: len(self._sessions))
 
     @property
     def session_timeout(self) -> float:
@@ -321,7 +342,8 @@ class FastAGIServer:
         loop = asyncio.get_running_loop()
         # a large backlog: a dialer burst can bring thousands of connects at once
         self._server = await loop.create_server(
-            lambda: _Connection(self), self.host, self.port, backlog=4096, reuse_address=True
+            lambda: _Connection(self), self.host, self.port, backlog=4096, reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI server listening on %s:%d (routes: %s; at most %d connections)", self.host, self.port,

@@ -31,7 +31,10 @@ from ivr.billing.csvread import CsvFileError
 
 __all__ = [
     "ACCOUNT_FIELDS",
+    "ACCOUNT_REQUIRED",
     "PAYMENT_FIELDS",
+    "PAYMENT_REQUIRED",
+    "fields_of",
     "ColumnError",
     "ColumnMap",
     "ColumnMapError",
@@ -73,6 +76,12 @@ _KINDS: dict[str, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
 _MULTI = {"phones"}
 _SEPARATORS = re.compile(r"[\s_\-./\\]+")
 _NUMBERED = re.compile(r"^(.*?)\s*(?:№\s*)?(\d{1,2})$")
+
+
+def fields_of(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every field of `kind` in display order, the required ones)."""
+    spec, required = _KINDS[kind]
+    return tuple(spec), required
 
 
 class ColumnMapError(ValueError):
@@ -156,8 +165,21 @@ class ColumnMap:
 
     def resolve(self, kind: str, header: list[str]) -> Resolved:
         """Find each field's column in `header`; ColumnError names the missing required ones."""
+        found = self.match(kind, header)
         spec = self.fields[kind]
-        required = _KINDS[kind][1]
+        missing = [n for n in _KINDS[kind][1] if n not in found.index]
+        if missing:
+            wanted_txt = "; ".join(f"{n} (e.g. {' / '.join(repr(a) for a in spec[n][:3])})" for n in missing)
+            raise ColumnError(
+                f"missing required column(s) for {kind}: {wanted_txt}. Header read: "
+                f"{' | '.join(header)}. Use --columns FILE to name your billing's columns."
+            )
+        return found
+
+    def match(self, kind: str, header: list[str]) -> Resolved:
+        """The columns of `header` this map finds, required ones missing or not (the import
+        wizard shows what was found and lets the admin pick the rest)."""
+        spec = self.fields[kind]
         normalized = [normalize_header(h) for h in header]
         used: set[int] = set()
         index: dict[str, int] = {}
@@ -191,13 +213,6 @@ class ColumnMap:
                     names[name] = header[at]
                     used.add(at)
                     break
-        missing = [n for n in required if n not in index]
-        if missing:
-            wanted_txt = "; ".join(f"{n} (e.g. {' / '.join(repr(a) for a in spec[n][:3])})" for n in missing)
-            raise ColumnError(
-                f"missing required column(s) for {kind}: {wanted_txt}. Header read: "
-                f"{' | '.join(header)}. Use --columns FILE to name your billing's columns."
-            )
         return Resolved(kind=kind, width=len(header), index=index, phones=tuple(phones), names=names)
 
 

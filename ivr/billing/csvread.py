@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -110,12 +111,23 @@ def _check_kind(first: bytes) -> None:
         raise CsvFileError("the file contains binary data (NUL bytes); is it really a CSV export?")
 
 
-def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | None = None) -> CsvSource:
+ENCODINGS = ("utf-8-sig", "utf-8", "cp1251")
+DELIMITERS = _DELIMITERS
+
+
+def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | None = None,
+             encoding: str | None = None, delimiter: str | None = None) -> CsvSource:
     """Open a CSV file, detect encoding and delimiter, read the header row.
 
     `detected` = (encoding, sha256, size) from an earlier open_csv of the same file skips the
     scan (the import's parser process); the size is checked so that a file replaced meanwhile
-    is noticed."""
+    is noticed. `encoding` / `delimiter` force what the admin chose in the import wizard's
+    preview instead of what detection would pick (a header with more commas than semicolons in
+    its names makes the sniffer pick the wrong one)."""
+    if encoding is not None and encoding not in ENCODINGS:
+        raise ValueError(f"unsupported encoding {encoding!r}")
+    if delimiter is not None and delimiter not in _DELIMITERS:
+        raise ValueError(f"unsupported delimiter {delimiter!r}")
     if isinstance(source, (str, Path)):
         try:
             fh: BinaryIO = open(source, "rb")  # noqa: SIM115 (closed by CsvSource.close/GC)
@@ -131,6 +143,10 @@ def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | 
         raise CsvFileError("the file is empty")
     _check_kind(first)  # before the encoding: a workbook or UTF-16 is neither UTF-8 nor Windows-1251
     fh.seek(start)
+    if detected is None and encoding is not None:
+        sha, size = _digest(fh)  # the admin's encoding: no detection, but the file's identity
+        fh.seek(start)
+        detected = (encoding, sha, size)
     if detected is None:
         found = scan(fh)
         encoding, sha, size = found.encoding, found.sha256, found.size
@@ -150,7 +166,8 @@ def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | 
             raise CsvFileError("the file has no header row")
     if len(header_text) >= MAX_LINE_CHARS:
         raise CsvFileError(f"the header line is longer than {MAX_LINE_CHARS // 1024} KB: is it really a CSV export?")
-    delimiter = _sniff_delimiter(header_text)
+    if delimiter is None:
+        delimiter = _sniff_delimiter(header_text)
     try:
         header = next(csv.reader([header_text], delimiter=delimiter))
     except csv.Error as exc:
@@ -161,6 +178,15 @@ def open_csv(source: Path | str | BinaryIO, *, detected: tuple[str, str, int] | 
         header=[h.strip() for h in header], header_line=header_line,
         _records=records, _text=text, _binary=fh,
     )
+
+
+def _digest(fh: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 # --- values --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +55,7 @@ STORED_ERRORS = 1000
 _PROGRESS_MIN_BYTES = 1 << 20
 
 T = TypeVar("T")
+Progress = Callable[[int, int], None]  # (bytes read so far, file size)
 
 
 @dataclass
@@ -176,14 +177,19 @@ def import_accounts(
     now: dt.datetime | None = None,
     batch_size: int = ACCOUNT_BATCH,
     parallel: bool | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    on_progress: Progress | None = None,
 ) -> ImportReport:
     """Import an accounts file; raises ImportFileError when the file cannot be read at all.
 
     `today` dates a new debt case whose row has no due date; `now` (naive UTC, default the
     current time) stamps created/updated/closed times. `parallel` parses in a second process
-    (default: for files of PARALLEL_MIN_BYTES or more given by path, on a multi-core machine)."""
+    (default: for files of PARALLEL_MIN_BYTES or more given by path, on a multi-core machine).
+    `encoding` / `delimiter` override detection (the web wizard's choice); `on_progress(bytes
+    read, file size)` is called after every batch (the wizard's status page)."""
     now = now or utcnow()
-    src = open_csv(source)
+    src = open_csv(source, encoding=encoding, delimiter=delimiter)
     try:
         cols = (columns or ColumnMap.default()).resolve("accounts", src.header)
         report = ImportReport(kind="accounts", encoding=src.encoding_label, delimiter=src.delimiter,
@@ -200,7 +206,7 @@ def import_accounts(
         engine = _engine(sessions)
         if parallel and isinstance(source, (str, Path)):
             batches = parallel_batches(Path(source), (src.encoding, src.sha256, src.size), cols, parser_kw,
-                                       batch_size, engine.dialect.name)
+                                       batch_size, engine.dialect.name, src.delimiter)
         else:
             batches = AccountBatcher(AccountParser(cols, **parser_kw), batch_size,
                                      Native(engine.dialect.name)).batches(src)
@@ -217,6 +223,8 @@ def import_accounts(
                         _add(report, result, len(rows))
                     bar.update(max(0, pos - done))
                     done = pos
+                    if on_progress is not None:
+                        on_progress(pos, src.size)
         bar.close()
     finally:
         src.close()
@@ -254,6 +262,9 @@ def import_payments(
     now: dt.datetime | None = None,
     today: dt.date | None = None,
     batch_size: int = PAYMENT_BATCH,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    on_progress: Progress | None = None,
 ) -> ImportReport:
     """Import a payments file: new payments are stored and applied to the debt at once.
 
@@ -262,7 +273,7 @@ def import_payments(
     (plus a day of slack for time zones; default: the UTC date of `now`)."""
     now = now or utcnow()
     latest = (today or now.date()) + dt.timedelta(days=1)
-    src = open_csv(source)
+    src = open_csv(source, encoding=encoding, delimiter=delimiter)
     try:
         cols = (columns or ColumnMap.default()).resolve("payments", src.header)
         parser = PaymentParser(cols, settings.import_years)
@@ -305,6 +316,8 @@ def import_payments(
             pos = src.position()
             bar.update(max(0, pos - done))
             done = pos
+            if on_progress is not None:
+                on_progress(pos, src.size)
         bar.close()
     finally:
         src.close()

@@ -73,12 +73,12 @@ class AccountBatcher:
 
 
 def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
-            batch_size: int, dialect: str, out: Any) -> None:
+            batch_size: int, dialect: str, out: Any, delimiter: str | None = None) -> None:
     """Child process: parse the file and send batches; None at the end, ("error", text) on failure,
     ("file_error", text) when the file cannot be opened again (before any batch)."""
     try:
         try:
-            src = open_csv(path, detected=detected)
+            src = open_csv(path, detected=detected, delimiter=delimiter)
         except CsvFileError as exc:  # e.g. the file was replaced since the scan: the admin's error
             out.put(("file_error", str(exc)))
             return
@@ -94,11 +94,11 @@ def _worker(path: str, detected: tuple[str, str, int], cols: Resolved, parser_kw
 
 
 def parallel_batches(path: Path, detected: tuple[str, str, int], cols: Resolved, parser_kw: dict[str, Any],
-                     batch_size: int, dialect: str) -> Iterator[Batch]:
+                     batch_size: int, dialect: str, delimiter: str | None = None) -> Iterator[Batch]:
     """Batches parsed by a child process (same content and order as AccountBatcher.batches)."""
     ctx = mp.get_context("spawn")
     channel = ctx.Queue(maxsize=_QUEUE_DEPTH)
-    proc = ctx.Process(target=_worker, args=(str(path), detected, cols, parser_kw, batch_size, dialect, channel),
+    proc = ctx.Process(target=_worker, args=(str(path), detected, cols, parser_kw, batch_size, dialect, channel, delimiter),
                        name="ivr-import-parser", daemon=True)
     proc.start()
     log.debug("import parser process %s started", proc.pid)

@@ -413,6 +413,9 @@ class User(Base):
     # Written into every session cookie at login and compared on each request; logout and a
     # password change bump it, so a copied cookie stops working (sessions are revocable).
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # issue 14: the IANA zone the web pages show times in for this user; None = the company's
+    # (IVR_DEFAULT_TIMEZONE). Stored times stay UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):
@@ -451,6 +454,19 @@ class ImportRun(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImportMapping(Base):
+    """The column mapping an admin confirmed in the import wizard, per kind of file: offered
+    again for the next file of that kind (billing exports keep their columns)."""
+
+    __tablename__ = "import_mappings"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # accounts | payments
+    # field -> the file's column names (phones: several, in priority order)
+    columns: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class LineLease(Base):

@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ from ivr.dialer import attempts as attempts_mod
 from ivr.dialer import lines as line_leases
 from ivr.dialer import pauses as pauses_mod
 from ivr.dialer.attempts import AttemptUpdate, Sessions
+from ivr.dialer.backpressure import AgiGate
 from ivr.dialer.claims import DEFAULT_LEASE, ServerFull, claim, mark_dialing, mark_originating
 from ivr.dialer.health import AgiHealth, HealthState
 from ivr.dialer.pacing import LinePool, TokenBucket
@@ -108,6 +110,7 @@ class Dialer:
         agi_health: AgiHealth | None = None,
         reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
         line_ttl: dt.timedelta = line_leases.LEASE_TTL,
+        agi_gate: AgiGate | None = None,
     ) -> None:
         self.sessions = sessions
         self.rules_loader = rules_loader
@@ -136,6 +139,8 @@ class Dialer:
         self.sent = 0
         # Without a probe (tests, callers that do not pass one) only the AGISTATUS signal counts.
         self.agi_health = agi_health or AgiHealth(None, clock)
+        # issue 12: no more calls up than the FastAGI side carries well (ivr.dialer.backpressure)
+        self.agi_gate = agi_gate
         self.reconcile_seconds = reconcile_seconds
         # At least LEASE_MIN_REAL real seconds: a fast clock (demo, tests) must not let a live
         # dialer's leases lapse between two passes.
@@ -268,6 +273,9 @@ class Dialer:
             if self.pauses.everything:  # issue 13: a global pause sends nothing
                 return 0
             free = self.lines.total_free(self.connected_servers())
+            if free > 0 and self.agi_gate is not None:
+                # real time, not the clock: the FastAGI delays it reads are real-time delays
+                free = min(free, await self.agi_gate.allowance(self.calls_in_progress(), time.monotonic()))
             if free <= 0:
                 return 0
             # Twice the free lines: claims lost to other dialers or refused originates leave lines

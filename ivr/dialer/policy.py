@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ivr.db.models import CallWindow, ContactLimit, LadderStage
 from ivr.db.options import get_options
+from ivr.dialer.legal import LegalHours, legal_hours_from_options
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Rules:
     limits: tuple[Limit, ...] = ()
     options: Options = field(default_factory=Options)
     default_timezone: str = "Europe/Moscow"
+    # the hours no window may leave (ivr.dialer.legal); the default is the statutory one
+    legal: LegalHours = field(default_factory=LegalHours)
 
     def stage(self, code: str | None) -> Stage | None:
         if code is None:
@@ -183,10 +186,12 @@ def load_rules(session: Session, default_timezone: str = "Europe/Moscow") -> Rul
             limits.append(Limit("day", 0, "attempts"))
             continue
         limits.append(Limit(lim.period, lim.max_calls, lim.counts))
+    options = get_options(session)
     return Rules(
         stages=stages,
         windows=windows,
         limits=tuple(limits),
-        options=build_options(get_options(session)),
+        options=build_options(options),
         default_timezone=default_timezone,
+        legal=legal_hours_from_options(options),
     )

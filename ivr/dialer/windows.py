@@ -7,6 +7,10 @@ Window rows are [start, end) in local wall-clock time; end 00:00 means until mid
 change day the wall clock decides (a 09:00-20:00 window is 09:00-20:00 local whatever the UTC
 offset); a window start that does not exist that day (spring-forward gap) begins at the first
 existing minute after it.
+
+Whatever the windows say, the hours are also cut to the legal limits (ivr.dialer.legal): a call
+outside them is never placed, even when an admin's window or a stage's required hour says so.
+The default `legal` of these functions is the statutory default, never "no limit".
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+from ivr.dialer.legal import LegalHours
 from ivr.dialer.policy import HOLIDAY_WEEKDAY, ProfileWindows, Rules, Stage, Window
 
 log = logging.getLogger(__name__)
 
 UTC = dt.UTC
+LEGAL_DEFAULT = LegalHours()
 HORIZON_DAYS = 14
 SUNDAY = 6
 
@@ -131,12 +137,23 @@ def _minute_ranges(windows: tuple[Window, ...], required_hour: int | None) -> li
     return ranges
 
 
+def day_ranges(
+    profile_windows: ProfileWindows, day: dt.date, holiday: bool, holiday_policy: str,
+    required_hour: int | None, legal: LegalHours,
+) -> list[tuple[int, int]]:
+    """The [start, end) minute ranges when calling is allowed on one local day: the profile's
+    windows for that day, cut to the stage's required hour and to the legal limits."""
+    windows = windows_for_day(profile_windows, day.weekday(), holiday, holiday_policy)
+    return legal.clip(_minute_ranges(windows, required_hour), day.weekday(), holiday)
+
+
 def is_callable(
     local_dt: dt.datetime,
     profile_windows: ProfileWindows | None,
     is_holiday: bool | Callable[[dt.date], bool],
     holiday_policy: str,
     required_hour: int | None = None,
+    legal: LegalHours = LEGAL_DEFAULT,
 ) -> bool:
     """May the subscriber be called at `local_dt` (their local wall-clock time)?"""
     try:
@@ -146,9 +163,9 @@ def is_callable(
             return False
         day = local_dt.date()
         holiday = is_holiday(day) if callable(is_holiday) else bool(is_holiday)
-        windows = windows_for_day(profile_windows, local_dt.weekday(), holiday, holiday_policy)
         minute = local_dt.hour * 60 + local_dt.minute
-        return any(start <= minute < end for start, end in _minute_ranges(windows, required_hour))
+        ranges = day_ranges(profile_windows, day, holiday, holiday_policy, required_hour, legal)
+        return any(start <= minute < end for start, end in ranges)
     except Exception:  # noqa: BLE001 - fail closed on anything unexpected
         log.exception("window check failed; not callable")
         return False
@@ -162,6 +179,7 @@ def next_window_start(
     holiday_policy: str,
     required_hour: int | None = None,
     horizon_days: int = HORIZON_DAYS,
+    legal: LegalHours = LEGAL_DEFAULT,
 ) -> dt.datetime | None:
     """The first UTC instant at or after `now_utc` when calling is allowed, within `horizon_days`.
 
@@ -174,18 +192,17 @@ def next_window_start(
             return None
         now_utc = to_utc(now_utc)
         local_now = now_utc.astimezone(zone_info)
-        if is_callable(local_now, profile_windows, is_holiday, holiday_policy, required_hour):
+        if is_callable(local_now, profile_windows, is_holiday, holiday_policy, required_hour, legal):
             return now_utc
         for offset in range(horizon_days + 1):
             day = local_now.date() + dt.timedelta(days=offset)
-            windows = windows_for_day(profile_windows, day.weekday(), is_holiday(day), holiday_policy)
-            for start, _end in _minute_ranges(windows, required_hour):
+            for start, _end in day_ranges(profile_windows, day, is_holiday(day), holiday_policy, required_hour, legal):
                 local = dt.datetime.combine(day, dt.time(start // 60, start % 60), tzinfo=zone_info)
                 candidate = local.astimezone(UTC)
                 # Round-trip through UTC: a start inside a DST gap lands after the gap; only
                 # accept it if the window is really open there.
                 if candidate > now_utc and is_callable(
-                    candidate.astimezone(zone_info), profile_windows, is_holiday, holiday_policy, required_hour
+                    candidate.astimezone(zone_info), profile_windows, is_holiday, holiday_policy, required_hour, legal
                 ):
                     return candidate
         return None
@@ -203,7 +220,7 @@ def stage_window_open(rules: Rules, stage: Stage, tz_name: str | None, country: 
         return False
     return is_callable(
         to_utc(now_utc).astimezone(zone_info), rules.profile(stage.window_profile),
-        holiday_checker(country), rules.options.holiday_policy, stage.required_hour,
+        holiday_checker(country), rules.options.holiday_policy, stage.required_hour, rules.legal,
     )
 
 
@@ -215,5 +232,5 @@ def stage_next_window(
         return None
     return next_window_start(
         now_utc, zone_info, rules.profile(stage.window_profile), holiday_checker(country),
-        rules.options.holiday_policy, stage.required_hour,
+        rules.options.holiday_policy, stage.required_hour, legal=rules.legal,
     )

@@ -39,6 +39,7 @@ __all__ = [
     "load_wav",
     "lowpass",
     "normalise_loudness",
+    "speech_level_dbfs",
     "prepare_for_asterisk",
     "to_telephony",
     "trim_silence",
@@ -53,8 +54,23 @@ TELEPHONY_RATE = 8000
 # lets the filter be half as long (and the conversion twice as fast) as a brick wall at 4 kHz.
 CUTOFF_HZ = 4000.0
 TRANSITION_HZ = 1200.0
-TARGET_RMS_DBFS = -18.0  # about the loudness of Asterisk's own core sounds
+# Every phrase (synthetic, recorded, or composed from a voice pack's fragments) is brought to this
+# ACTIVE SPEECH LEVEL: the power of the 20 ms frames that carry speech (see speech_level_dbfs), so
+# pauses inside a phrase do not make it louder or quieter. Why -21 dBFS: the line is G.711, whose
+# full scale (0 dBFS) is its overload point, so the level is set by the peaks. Measured on the
+# shipped templates and the voice-pack fragments spoken by espeak-ng (8 kHz, after the low-pass),
+# peaks stand 14-22 dB above the active level: median 17-20 dB, 90th percentile 19-20.4 dB.
+# Target = peak limit (-1 dBFS) - 20 dB: nine phrases in ten reach the level exactly and the
+# peakiest few end at most ~1-2 dB quieter (the limiter lowers their gain rather than clipping).
+# The former rule (-18 dBFS RMS of the whole phrase) left most phrases to the limiter, so their
+# levels spread by several dB; louder would only mean more of that, quieter wastes the codec's
+# range for nothing.
+TARGET_LEVEL_DBFS = -21.0
+TARGET_RMS_DBFS = TARGET_LEVEL_DBFS  # the former name, kept for callers
 PEAK_LIMIT_DBFS = -1.0
+LEVEL_FRAME_MS = 20
+# Frames more than this far below the loudest frame are pauses, not speech (P.56-like gating).
+LEVEL_GATE_DB = 35.0
 SILENCE_DBFS = -50.0
 KEEP_EDGE_MS = 60  # left before and after trimmed speech so the first syllable is not clipped
 MIN_SPEECH_DBFS = -45.0  # quieter than this overall is "silent" (a broken file or TTS failure)
@@ -237,12 +253,31 @@ def trim_silence(segment: AudioSegment, threshold_dbfs: float = SILENCE_DBFS, ke
     return segment[max(0, start - keep_ms) : min(len(segment), end + keep_ms)]
 
 
-def normalise_loudness(segment: AudioSegment, target_dbfs: float = TARGET_RMS_DBFS, peak_dbfs: float = PEAK_LIMIT_DBFS) -> AudioSegment:
-    """Bring speech to a common loudness (RMS target), never letting peaks pass peak_dbfs, so
-    TTS phrases and an admin's recordings sound equally loud on the line."""
+def speech_level_dbfs(segment: AudioSegment) -> float:
+    """Active speech level: the mean power of the 20 ms frames that are speech (louder than
+    SILENCE_DBFS and within LEVEL_GATE_DB of the loudest frame), in dBFS. Unlike the RMS of the
+    whole segment it does not drop when a phrase has pauses in it; -inf for silence."""
+    mono = segment.set_channels(1) if segment.channels != 1 else segment
+    width = mono.sample_width
+    step = max(1, int(mono.frame_rate * LEVEL_FRAME_MS / 1000)) * width
+    raw = mono.raw_data
+    powers = [float(audioop.rms(raw[i : i + step], width)) ** 2 for i in range(0, len(raw), step)]
+    powers = [p for p in powers if p > 0]
+    if not powers:
+        return -math.inf
+    full = float(1 << (8 * width - 1)) ** 2
+    floor = max(max(powers) * 10 ** (-LEVEL_GATE_DB / 10), full * 10 ** (SILENCE_DBFS / 10))
+    active = [p for p in powers if p >= floor] or powers
+    return 10 * math.log10(sum(active) / len(active) / full)
+
+
+def normalise_loudness(segment: AudioSegment, target_dbfs: float = TARGET_LEVEL_DBFS, peak_dbfs: float = PEAK_LIMIT_DBFS) -> AudioSegment:
+    """Bring speech to one active speech level (speech_level_dbfs), never letting peaks pass
+    peak_dbfs, so TTS phrases, an admin's recordings and voice-pack compositions sound equally
+    loud on the line."""
     if segment.rms == 0:
         return segment
-    gain = target_dbfs - segment.dBFS
+    gain = target_dbfs - speech_level_dbfs(segment)
     gain = min(gain, peak_dbfs - segment.max_dBFS)
     return segment.apply_gain(gain)
 

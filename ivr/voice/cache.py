@@ -28,10 +28,13 @@ from ivr.voice.tts import TTSEngine
 log = logging.getLogger(__name__)
 
 # Bump when the audio processing (filter, loudness, trimming) changes: old files are re-rendered.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: loudness is the active speech level (audio.speech_level_dbfs)
 FILE_MODE = 0o640  # owner writes, the group (Asterisk) reads, others nothing
 DIR_MODE = 0o750
 EMPTY_PHRASE_MS = 200
+# The shipped voice pack is generated here (ivr.voice.pack); its fragments are sources, not
+# cached phrases, so prune() leaves them alone.
+SYNTHETIC_PACK_DIR = "voice-pack-synthetic"
 
 
 class AudioCache:
@@ -106,6 +109,8 @@ class AudioCache:
         limit = (time.time() if now is None else now) - older_than.total_seconds()
         removed = 0
         for path in self.root.rglob("*.wav"):
+            if path.relative_to(self.root).parts[0] == SYNTHETIC_PACK_DIR:
+                continue
             try:
                 if path.stat().st_mtime < limit:
                     path.unlink()
@@ -115,6 +120,15 @@ class AudioCache:
         if removed:
             log.info("pruned %d cached audio files unused for %s", removed, older_than)
         return removed
+
+    def touch(self, path: Path) -> None:
+        """Mark a cached file as used (prune() keeps it)."""
+        self._touch(path)
+
+    def save(self, audio: AudioSegment, path: Path) -> None:
+        """Write audio under the cache root atomically, with the cache's permissions (for
+        files keyed elsewhere, e.g. ivr.voice.compose's composed phrases)."""
+        self._write(audio, path)
 
     @staticmethod
     def _touch(path: Path) -> None:

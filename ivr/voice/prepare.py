@@ -25,9 +25,12 @@ from ivr.config import Settings
 from ivr.db.models import LadderStage, Promise, Reason
 from ivr.prompts import CALL_PHRASES, OPTIONAL_TEMPLATES
 from ivr.prompts.context import build_context, with_promise_date
+from ivr.prompts.fragments import spans_from_context
 from ivr.prompts.render import MissingTemplate, PromptStore, ResolvedTemplate, TemplateProblem
 from ivr.voice.audio import AudioError
 from ivr.voice.cache import AudioCache
+from ivr.voice.compose import PhraseVoice
+from ivr.voice.pack import pack_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,12 @@ def synthesise_all(cache: AudioCache, texts: Sequence[str], language: str) -> No
 
 
 class AudioPreparer:
-    def __init__(self, store: PromptStore, cache: AudioCache, settings: Settings) -> None:
+    def __init__(self, store: PromptStore, cache: AudioCache, settings: Settings, voice: PhraseVoice | None = None) -> None:
         self.store = store
         self.cache = cache
         self.settings = settings
+        # amounts and dates from the voice pack IVR_VOICE_PACK names (none: all synthetic)
+        self.voice = voice or PhraseVoice(cache, pack_from_settings(settings, cache.engine))
 
     def call_language(self, language: str | None) -> str:
         """The account's language if there are templates for it, else the default language."""
@@ -141,29 +146,39 @@ class AudioPreparer:
 
         audio = CallAudio(language=language, phrases={}, readbacks={}, reason_replies={},
                           reasons=[(r.key, r.code, r.actionable, r.route) for r in reasons], message_name=message)
+        # text -> fragment ids of the amount and the dates a phrase may say (the voice pack's part)
+        spans: dict[str, Mapping[str, Sequence[str]]] = {}
+        conjunction = self.voice.conjunction
+        phrase_spans = spans_from_context(context, conjunction=conjunction)
         for name in [*CALL_PHRASES, message]:
             if name in templates:
                 audio.texts[name] = self._render(templates[name], context)
+                spans[name] = phrase_spans
         readback = templates[READBACK]
         day = today
         while day <= horizon:
-            audio.texts[f"readback:{day.isoformat()}"] = self._render(readback, with_promise_date(context, day))
+            day_context = with_promise_date(context, day)
+            key = f"readback:{day.isoformat()}"
+            audio.texts[key] = self._render(readback, day_context)
+            spans[key] = spans_from_context(day_context, conjunction=conjunction)
             day += dt.timedelta(days=1)
         # Synthesis is a process per phrase (espeak-ng): the phrases missing from the cache are
         # made side by side on every core, so a call's first preparation (dozens of date
-        # read-backs) does not hold the first call back for long.
-        spoken = [text for key, text in audio.texts.items()
-                  if not (key in templates and templates[key].recording_path)]
+        # read-backs) does not hold the first call back for long. With a voice pack only the
+        # parts it does not say are synthesised.
+        spoken = [part for key, text in audio.texts.items()
+                  if not (key in templates and templates[key].recording_path)
+                  for part in self.voice.synthetic_texts(text, language, spans.get(key))]
         synthesise_all(self.cache, spoken, language)
         for name in [*CALL_PHRASES, message]:
             if name in templates:
-                audio.phrases[name] = self._audio_for(templates[name], audio.texts[name], language)
+                audio.phrases[name] = self._audio_for(templates[name], audio.texts[name], language, spans[name])
         audio.phrases[DEBT_MESSAGE] = audio.phrases[message]
         audio.texts[DEBT_MESSAGE] = audio.texts[message]
         day = today
         while day <= horizon:
-            text = audio.texts[f"readback:{day.isoformat()}"]
-            audio.readbacks[day] = self.cache.asterisk_name(self.cache.path_for(text, language))
+            key = f"readback:{day.isoformat()}"
+            audio.readbacks[day] = self.cache.asterisk_name(self.voice.path_for(audio.texts[key], language, spans[key]))
             day += dt.timedelta(days=1)
 
         for reason in reasons:
@@ -176,7 +191,7 @@ class AudioPreparer:
                 log.error("reason reply skipped: %s", problem)
                 continue
             audio.texts[f"reply:{reason.code}"] = text
-            audio.reason_replies[reason.code] = self.cache.asterisk_name(self.cache.path_for(text, language))
+            audio.reason_replies[reason.code] = self.cache.asterisk_name(self.voice.path_for(text, language, phrase_spans))
         return audio
 
     def _render(self, template: ResolvedTemplate, context: Mapping[str, Any]) -> str:
@@ -191,7 +206,8 @@ class AudioPreparer:
             body = self.store.file_source(template.name, template.language)
             return self.store.render_string(body, template.language, context, template.name)
 
-    def _audio_for(self, template: ResolvedTemplate, text: str, language: str) -> str:
+    def _audio_for(self, template: ResolvedTemplate, text: str, language: str,
+                   spans: Mapping[str, Sequence[str]] | None = None) -> str:
         if template.recording_path:
             src = Path(template.recording_path)
             if not src.is_absolute():
@@ -200,7 +216,7 @@ class AudioPreparer:
                 return self.cache.asterisk_name(self.cache.use_recording(src))
             except AudioError as exc:
                 log.error("recording for %s (%s) unusable, using speech: %s", template.name, language, exc)
-        return self.cache.asterisk_name(self.cache.path_for(text, language))
+        return self.cache.asterisk_name(self.voice.path_for(text, language, spans))
 
     @staticmethod
     def _missed_promise_date(session: Session, case: Any) -> dt.date | None:

@@ -17,9 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ivr.db.models import CallbackTask, CallWindow, ContactLimit, LadderStage, OptOut, Reason, User
-from ivr.db.options import get_option, set_option
+from ivr.db.options import get_option, get_options, set_option
+from ivr.dialer.legal import LegalHours, format_range, legal_hours_from_options
 from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS
-from ivr.web import forms, i18n
+from ivr.web import forms, i18n, runtime_settings
 from ivr.web.common import checked_form, ctx, flash, in_db, redirect, render, require, t
 from ivr.web.forms import FormProblems, Problem
 from ivr.web.labels import known_queues
@@ -66,11 +67,30 @@ def _window_rows(session: Session, profile: str) -> dict[int, str]:
     return {d: forms.format_day_windows(r) for d, r in by_day.items()}
 
 
+def _legal_hours(session: Session) -> LegalHours:
+    return legal_hours_from_options(get_options(session))
+
+
 def _windows_context(session: Session, profile: str) -> dict[str, Any]:
     profiles = sorted(set(session.scalars(select(CallWindow.profile).distinct())) | {profile})
     used = {s.window_profile for s in session.scalars(select(LadderStage))}
+    legal = _legal_hours(session)
     return {"profile": profile, "profiles": profiles, "used_profiles": used,
-            "holiday_policy": get_option(session, "holiday_policy"), "policies": HOLIDAY_POLICIES}
+            "holiday_policy": get_option(session, "holiday_policy"), "policies": HOLIDAY_POLICIES,
+            "legal": {"weekday": format_range(legal.weekday) if legal.weekday else "",
+                      "weekend": format_range(legal.weekend) if legal.weekend else ""},
+            # the limit each row of the editor must stay inside (rows 5, 6 and 7 take the weekend's)
+            "legal_by_day": {d: format_range(r) if (r := legal.for_day(min(d, 6), d == 7)) else ""
+                             for d in forms.WEEKDAYS}}
+
+
+def _stored_outside_legal(session: Session, profile: str) -> list[Problem]:
+    """Stored windows the legal limits cut (typed before the limits were narrowed): shown as a
+    warning, because the dialer already keeps to the limits."""
+    rows: dict[int, list[Any]] = {}
+    for w in session.scalars(select(CallWindow).where(CallWindow.profile == profile)):
+        rows.setdefault(w.weekday, []).append((w.start_time, w.end_time))
+    return runtime_settings.legal_problems(rows, _legal_hours(session))
 
 
 async def windows_page(request: Request) -> Response:
@@ -80,9 +100,12 @@ async def windows_page(request: Request) -> Response:
         raise HTTPException(400, t(request, "err_profile_name"))
 
     def load(session: Session) -> dict[str, Any]:
-        return {**_windows_context(session, profile), "days": _window_rows(session, profile)}
+        return {**_windows_context(session, profile), "days": _window_rows(session, profile),
+                "legal_warnings": _stored_outside_legal(session, profile)}
 
-    return render(request, "admin/windows.html", {**await in_db(request, load), "errors": []})
+    data = await in_db(request, load)
+    data["legal_warnings"] = problem_texts(request, data["legal_warnings"])
+    return render(request, "admin/windows.html", {**data, "errors": []})
 
 
 async def windows_save(request: Request) -> Response:
@@ -95,10 +118,16 @@ async def windows_save(request: Request) -> Response:
         problems.append(Problem("err_profile_name", "profile"))
     elif not any(parsed.values()):
         problems.append(Problem("err_windows_all_closed"))
+    if not problems:
+        # the legal-hours guard: a window outside the limits is refused, naming the limit
+        legal = await in_db(request, _legal_hours)
+        problems.extend(runtime_settings.legal_problems(parsed, legal))
     if problems:
         data = await in_db(request, lambda s: _windows_context(s, profile if forms.PROFILE_RE.match(profile) else "default"))
-        return render(request, "admin/windows.html", {**data, "days": raw, "errors": problem_texts(request, problems)},
-                      status_code=400)
+        log.info("call windows of profile %s refused for %s: %s", profile, user.username,
+                 ", ".join(p.key for p in problems))
+        return render(request, "admin/windows.html", {**data, "days": raw, "errors": problem_texts(request, problems),
+                                                      "legal_warnings": []}, status_code=400)
 
     def save(session: Session) -> None:
         session.execute(delete(CallWindow).where(CallWindow.profile == profile))
@@ -266,6 +295,10 @@ async def stage_save(request: Request) -> Response:
                                  other_active_positions={s.position for s in others if s.active},
                                  profiles=set(session.scalars(select(CallWindow.profile).distinct())),
                                  prompt_names=names, on_end_values=ON_END)
+        legal_problem = runtime_settings.required_hour_problem(data.required_hour, _legal_hours(session))
+        if legal_problem is not None:
+            # a stage that may only call at an hour the law never allows would silently never call
+            raise FormProblems([legal_problem])
         row = session.get(LadderStage, stage_id) if stage_id is not None else LadderStage()
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))

@@ -1,16 +1,14 @@
-"""Admin pages for data and people: billing import by upload, the opt-out list, users and API
-tokens."""
+"""Admin pages for data and people: the opt-out list, users and API tokens (billing import by
+upload: ivr.web.admin_import)."""
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +30,7 @@ from ivr.web.common import (
     t,
 )
 from ivr.web.labels import known_queues
+from ivr.web.me import clean_timezone, zone_names
 
 log = logging.getLogger(__name__)
 
@@ -41,51 +40,7 @@ IMPORT_KINDS = ("accounts", "payments")
 
 # --- billing import -----------------------------------------------------------------------------
 
-async def import_page(request: Request) -> Response:
-    await require(request, "admin")
-    return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": "accounts"})
-
-
-def run_import(kind: str, sessions: Any, data: bytes, *, settings: Any, today: Any, filename: str) -> Any:
-    from ivr.billing.importer import import_accounts, import_payments
-
-    fn = import_accounts if kind == "accounts" else import_payments
-    return fn(sessions, io.BytesIO(data), settings=settings, today=today, filename=filename)
-
-
-async def import_upload(request: Request) -> Response:
-    user = await require(request, "admin")
-    form = await checked_form(request)
-    web = ctx(request)
-    kind = form_str(form, "kind")
-    upload = form.get("file")
-    if kind not in IMPORT_KINDS:
-        raise HTTPException(400, t(request, "err_choice"))
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_no_file")}, status_code=400)
-    data = await upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_file_too_big", mb=MAX_UPLOAD_BYTES // 2**20)},
-                      status_code=400)
-    from starlette.concurrency import run_in_threadpool
-
-    from ivr.billing.columns import ColumnError
-    from ivr.billing.importer import ImportFileError
-
-    filename = upload.filename
-    try:
-        report = await run_in_threadpool(run_import, kind, web.sessions, data, settings=web.settings,
-                                         today=web.today(), filename=filename)
-    except ImportFileError as exc:  # the file as a whole cannot be read: the CLI's message, on the form
-        log.info("%s import of %s by %s refused: %s", kind, filename, user.username, exc)
-        return render(request, "admin/import.html", {"report": None, "kinds": IMPORT_KINDS, "kind": kind,
-                                                     "error": t(request, "err_import_file", name=filename, reason=str(exc))},
-                      status_code=422 if isinstance(exc, ColumnError) else 400)
-    log.info("%s import of %s by %s: %s", kind, filename, user.username, report.summary())
-    return render(request, "admin/import.html", {"report": report, "kinds": IMPORT_KINDS, "kind": kind,
-                                                 "filename": filename})
+# The upload form, the preview, confirm and the history: ivr.web.admin_import (the import wizard).
 
 
 # --- opt-outs -----------------------------------------------------------------------------------
@@ -184,7 +139,9 @@ async def users_page(request: Request, error: str = "", status_code: int = 200, 
     users, queues = await in_db(request, load)
     return render(request, "admin/users.html", {"users": users, "roles": auth.ROLES, "error": error,
                                                 "queue_choices": queues,
-                                                "values": values or {"role": "operator"}}, status_code=status_code)
+                                                "values": values or {"role": "operator"}, "zones": zone_names(),
+                                                "company_tz": ctx(request).settings.default_timezone},
+                  status_code=status_code)
 
 
 async def user_add(request: Request) -> Response:
@@ -214,6 +171,11 @@ async def user_update(request: Request) -> Response:
     user_id = int(request.path_params["user_id"])
     role, phone, queues = form_str(form, "role"), form_str(form, "phone"), _chosen_queues(form)
     active = form_str(form, "active") in {"on", "1", "true"}
+    # issue 14: the zone this user's pages show times in; a form without the field keeps it
+    typed_tz = form_str(form, "timezone") if "timezone" in form else None
+    timezone = clean_timezone(typed_tz) if typed_tz is not None else None
+    if typed_tz is not None and timezone is None:
+        return await users_page(request, t(request, "err_timezone", value=typed_tz), 400)
 
     def save(session: Session) -> None:
         row = session.get(User, user_id)
@@ -225,6 +187,8 @@ async def user_update(request: Request) -> Response:
             # locking yourself out of the admin pages is never what was meant
             raise auth.AuthError("err_self_lockout", "you cannot remove your own admin access")
         row.role, row.phone, row.queues, row.active = role, phone or None, auth.normalize_queues(queues), active
+        if timezone is not None:
+            row.timezone = timezone or None
 
     try:
         await in_db(request, save)
@@ -297,8 +261,6 @@ async def token_revoke(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/admin/import", import_page, methods=["GET"]),
-        Route("/admin/import", import_upload, methods=["POST"]),
         Route("/admin/optouts", optouts_page, methods=["GET"]),
         Route("/admin/optouts", optout_add, methods=["POST"]),
         Route("/admin/optouts/{optout_id:int}/delete", optout_delete, methods=["POST"]),

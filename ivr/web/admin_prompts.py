@@ -66,19 +66,35 @@ def audio_cache(web: WebContext) -> Any:
     return web.audio_cache
 
 
+def phrase_voice(web: WebContext) -> Any:
+    """The cache's PhraseVoice with the pack IVR_VOICE_PACK names (ivr.voice.compose)."""
+    if web.phrase_voice is None:
+        from ivr.voice.compose import PhraseVoice
+        from ivr.voice.pack import pack_from_settings
+
+        cache = audio_cache(web)
+        web.phrase_voice = PhraseVoice(cache, pack_from_settings(web.settings, cache.engine))
+    return web.phrase_voice
+
+
 def _previews(web: WebContext) -> OrderedDict[str, tuple[str, str]]:
     """digest -> (text, language) of recent previews: the page links the audio by digest and the
     audio is synthesised when the browser asks for it, so the page itself never waits for TTS."""
     return web.previews
 
 
-def register_preview(web: WebContext, text: str, language: str) -> str:
-    digest = hashlib.sha256(f"{language}\0{text}".encode()).hexdigest()[:32]
+def register_preview(web: WebContext, text: str, language: str, spans: dict[str, list[str]] | None = None) -> str:
+    """spans: the voice-pack spans of the text (amount and dates -> fragment ids), if any."""
+    key = f"{language}\0{text}\0{sorted((spans or {}).items())}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     store = _previews(web)
     store[digest] = (text, language)
     store.move_to_end(digest)
+    if spans:
+        web.preview_spans[digest] = spans
     while len(store) > _PREVIEW_SLOTS:
-        store.popitem(last=False)
+        old, _entry = store.popitem(last=False)
+        web.preview_spans.pop(old, None)
     return digest
 
 
@@ -287,9 +303,27 @@ async def _preview_response(request: Request, name: str, lang: str, stage: str |
                              error=t(request, "err_account_unknown", value=account), status_code=400)
     except TemplateProblem as exc:
         return await _editor(request, name, lang, stage, body=body, account=account, error=problem_text(request, exc), status_code=400)
-    digest = register_preview(web, text, lang)
-    preview = {"text": text, "audio_url": f"/admin/audio/{digest}", "account_label": label}
+    try:
+        parts, spans, pack_name = await run_in_threadpool(_voice_parts, web, text, lang, context)
+    except Exception as exc:  # a broken pack or missing engine must not cost the text preview
+        log.error("voice-pack preview failed: %s", exc)
+        parts, spans, pack_name = [], {}, ""
+    digest = register_preview(web, text, lang, spans)
+    preview = {"text": text, "audio_url": f"/admin/audio/{digest}", "account_label": label, "parts": parts,
+               "pack": pack_name}
     return await _editor(request, name, lang, stage, body=body, preview=preview, account=account)
+
+
+def _voice_parts(web: WebContext, text: str, lang: str, context: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, list[str]], str]:
+    """Which parts of the preview the voice pack says (recorded) and which espeak-ng does."""
+    from ivr.prompts.fragments import spans_from_context
+    from ivr.voice.compose import describe
+
+    voice = phrase_voice(web)
+    if voice.pack is None:
+        return [], {}, ""
+    spans = spans_from_context(context, conjunction=voice.conjunction)
+    return describe(voice.plan(text, lang, spans)), spans, str(voice.pack.name)
 
 
 async def prompt_preview(request: Request) -> Response:
@@ -327,8 +361,12 @@ async def preview_audio(request: Request) -> Response:
     if entry is None:
         raise HTTPException(404, t(request, "err_preview_expired"))
     text, lang = entry
+    spans = web.preview_spans.get(str(request.path_params["digest"]))
     try:
-        path = await run_in_threadpool(audio_cache(web).path_for, text, lang)
+        if spans:
+            path = await run_in_threadpool(phrase_voice(web).path_for, text, lang, spans)
+        else:
+            path = await run_in_threadpool(audio_cache(web).path_for, text, lang)
     except Exception as exc:  # a missing TTS engine must not look like a broken page
         log.error("audio preview failed: %s", exc)
         raise HTTPException(503, t(request, "err_tts", reason=str(exc))) from None

@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -159,19 +158,20 @@ def report_json(report: Any) -> dict[str, Any]:
 
 
 async def _import(request: Request, kind: str) -> Response:
+    from ivr import jobs
     from ivr.billing.columns import ColumnError
-    from ivr.billing.importer import ImportFileError, import_accounts, import_payments
+    from ivr.billing.importer import ImportFileError
 
     name = await authenticate(request)
     rows = await _json_rows(request)
     if not rows:
         raise HTTPException(400, "the list is empty")
     web = ctx(request)
-    fn = import_accounts if kind == "accounts" else import_payments
     data = rows_to_csv(rows)
     try:
-        report = await run_in_threadpool(lambda: fn(web.sessions, io.BytesIO(data), settings=web.settings,
-                                                    today=web.today(), filename=f"api:{name}"))
+        # a thread here, or a separate process in `ivr run` (ivr.jobs: never the calls' GIL)
+        report = await jobs.run_import(kind, web.sessions, data, settings=web.settings, today=web.today(),
+                                       filename=f"api:{name}")
     except ImportFileError as exc:  # e.g. no known field in the objects: the CLI's message, as JSON
         log.info("API %s import by token %s refused: %s", kind, name, exc)
         return json_response({"error": f"nothing imported: {exc}"}, 422 if isinstance(exc, ColumnError) else 400)

@@ -28,15 +28,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.db.models import User
+from ivr.dialer.windows import zone as _zone
 from ivr.web import (
     account_page,
     admin,
     admin_data,
+    admin_import,
     admin_outbox,
     admin_prompts,
+    admin_settings,
     api,
     i18n,
     live,
+    me,
     media,
     operator,
     reports,
@@ -229,6 +233,39 @@ def _money(context: Any, value: Any) -> str:
     return text
 
 
+@jinja2.pass_context
+def _local_dt(context: Any, value: Any) -> str:
+    """A stored instant (naive = UTC, as the database keeps them) in the page's user's zone
+    (issue 14); a page rendered without one (no `user_tz`) says UTC rather than guess."""
+    if value is None:
+        return ""
+    if isinstance(value, str):  # an ISO instant from JSON-shaped data (the live page)
+        if ":" not in value:
+            return value  # a date or plain text, not an instant: nothing to convert
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, dt.datetime):
+        return str(value)
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    zone_name = context.get("user_tz")
+    zone = _zone(zone_name) if isinstance(zone_name, str) else None
+    if zone is None:
+        return f"{aware.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    return f"{aware.astimezone(zone):%Y-%m-%d %H:%M}"
+
+
+def _dt_in(value: Any, zone_name: str) -> str:
+    """A stored instant in a named zone (the subscriber's), "" when there is none or the zone is
+    unknown: the page then shows only the user's-zone time beside it."""
+    zone = _zone(zone_name) if zone_name else None
+    if not isinstance(value, dt.datetime) or zone is None:
+        return ""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return f"{aware.astimezone(zone):%d.%m %H:%M}"
+
+
 def _templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -237,7 +274,8 @@ def _templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["dt"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if isinstance(v, dt.datetime) else ("" if v is None else str(v))
+    env.filters["dt"] = _local_dt
+    env.filters["dt_in"] = _dt_in
     env.filters["money"] = _money
     return Jinja2Templates(env=env)
 
@@ -274,8 +312,11 @@ def create_app(
         *account_page.routes(),
         *admin.routes(),
         *admin_data.routes(),
+        *admin_import.routes(),  # issue 14: the import wizard
         *admin_outbox.routes(),
         *admin_prompts.routes(),
+        *admin_settings.routes(),  # issue 14: runtime settings and the legal-hours limits
+        *me.routes(),  # issue 14: the user's own time zone
         *reports.routes(),
         *live.routes(),  # issue 13: the live page and pauses
         *media.routes(),  # issue 15: call audio for Asterisk's HTTP media cache

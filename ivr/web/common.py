@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -51,6 +52,9 @@ class WebContext:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # digest -> (text, language) of recent prompt previews (see admin_prompts)
     previews: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
+    # issue 16: digest -> voice-pack spans of that preview; the PhraseVoice (built on first use)
+    preview_spans: dict[str, Any] = field(default_factory=dict)
+    phrase_voice: Any = None
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -66,6 +70,7 @@ class CurrentUser:
     role: str
     phone: str | None
     queues: tuple[str, ...]
+    timezone: str | None = None  # issue 14: the zone pages show times in; None = the company's
 
 
 class LoginRequired(Exception):
@@ -110,7 +115,7 @@ def session_user(session: Session, data: dict[str, Any]) -> CurrentUser | None:
         return None
     if data.get("sev") != (user.session_epoch or 0):
         return None
-    return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()))
+    return CurrentUser(user.id, user.username, user.role, user.phone, tuple(user.queues or ()), user.timezone)
 
 
 async def current_user(request: Request) -> CurrentUser | None:
@@ -167,9 +172,25 @@ def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
+def user_timezone(request: Request) -> str:
+    """The zone the pages show times in for the logged-in user: their own setting, else the
+    company's (IVR_DEFAULT_TIMEZONE); a zone that no longer exists falls back to the company's."""
+    user = request.scope.get("ivr.user")
+    name = getattr(user, "timezone", None) or ctx(request).settings.default_timezone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r of user %s; showing %s", name, getattr(user, "username", "-"),
+                    ctx(request).settings.default_timezone)
+        name = ctx(request).settings.default_timezone
+    return name
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     lang = lang_of(request)
     values: dict[str, Any] = {
+        # the `dt` filter shows stored (UTC) instants in this zone; never a bare UTC time
+        "user_tz": user_timezone(request),
         "t": i18n.translator(lang),
         "lang": lang,
         "languages": i18n.LANGUAGES,

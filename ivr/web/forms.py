@@ -15,7 +15,8 @@ from typing import Any
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 QUEUE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 PROFILE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+# "9", "9:00" or "09:00": admins type hours the way they say them ("9-13")
+_TIME_RE = re.compile(r"^(\d{1,2})(?::(\d{2}))?$")
 
 CATEGORIES = ("controllable", "uncontrollable")
 ANCHORS = ("due", "block")
@@ -58,11 +59,12 @@ def _bool(raw: str | None) -> bool:
 # --- call windows -------------------------------------------------------------------------------
 
 def parse_time(raw: str) -> dt.time | None:
-    """HH:MM; "24:00" means midnight at the end of the day (stored as 00:00, as the dialer reads it)."""
+    """H, H:MM or HH:MM; "24:00" means midnight at the end of the day (stored as 00:00, as the
+    dialer reads it)."""
     m = _TIME_RE.match(raw.strip())
     if not m:
         return None
-    hour, minute = int(m.group(1)), int(m.group(2))
+    hour, minute = int(m.group(1)), int(m.group(2) or 0)
     if (hour, minute) == (24, 0):
         return dt.time(0, 0)
     if hour > 23 or minute > 59:
@@ -76,7 +78,7 @@ def _minutes(t: dt.time, *, end: bool) -> int:
 
 
 def parse_day_windows(raw: str, weekday: int) -> tuple[list[tuple[dt.time, dt.time]], list[Problem]]:
-    """"09:00-13:00, 14:00-20:00" -> ranges; empty = no calls that day."""
+    """"09:00-13:00, 14:00-20:00" (or "9-13, 14-20") -> ranges; empty = no calls that day."""
     ranges: list[tuple[dt.time, dt.time]] = []
     problems: list[Problem] = []
     for part in re.split(r"[,;]", raw):

@@ -157,7 +157,8 @@ def callable_now(rules: Rules, stage_code: str | None, zone_name: str, country: 
     if stage is not None:
         return stage_window_open(rules, stage, zone_name, country, now)
     local = now.astimezone(ZoneInfo(zone_name))
-    return is_callable(local, rules.profile(DEFAULT_PROFILE), holiday_checker(country), rules.options.holiday_policy)
+    return is_callable(local, rules.profile(DEFAULT_PROFILE), holiday_checker(country), rules.options.holiday_policy,
+                       legal=rules.legal)
 
 
 def list_open_tasks(session: Session, f: TaskFilter, scope: Sequence[str] | None, now: dt.datetime,

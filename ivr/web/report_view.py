@@ -48,6 +48,11 @@ _VALUE_TEXT = {
 }
 
 
+# Columns that hold money (one currency per site: the reports sum amounts as they are).
+MONEY_COLUMNS = {("money", "start", "debt_at_start"), ("money", "start", "average"), ("money", "recovery", "debt"),
+                 ("money", "recovery", "recovered"), ("money", "series", "total_owed"), ("money", "series", "average")}
+
+
 @dataclass(frozen=True)
 class TableView:
     key: str
@@ -124,12 +129,18 @@ def _value_text(tr: Translate, report: str, table: str, column: str, value: Any,
     return text_or(tr, f"{prefix}{value}", cell(value))
 
 
-def table_view(report_key: str, table: Table, tr: Translate, lang: str, title_params: Mapping[str, Any]) -> TableView:
+def column_header(tr: Translate, report_key: str, table_key: str, column: Any, currency: str = "") -> str:
+    """A column's heading in the reader's language; money columns name their currency."""
+    text = text_or(tr, f"rep_col_{report_key}_{column.key}", text_or(tr, f"rep_col_{column.key}", column.header))
+    if currency and (report_key, table_key, column.key) in MONEY_COLUMNS:
+        text = f"{text}, {currency}"
+    return text
+
+
+def table_view(report_key: str, table: Table, tr: Translate, lang: str, title_params: Mapping[str, Any],
+               currency: str = "") -> TableView:
     shown = [i for i, c in enumerate(table.columns) if (report_key, table.key, c.key) not in _HIDDEN]
-    headers = [
-        text_or(tr, f"rep_col_{report_key}_{c.key}", text_or(tr, f"rep_col_{c.key}", c.header))
-        for c in (table.columns[i] for i in shown)
-    ]
+    headers = [column_header(tr, report_key, table.key, table.columns[i], currency) for i in shown]
     rows = []
     for row, as_dict in zip(table.rows, table.as_dicts(), strict=True):
         out = []
@@ -151,6 +162,37 @@ def table_view(report_key: str, table: Table, tr: Translate, lang: str, title_pa
     )
 
 
+def sheet_value(value: Any, decimal_comma: bool) -> str:
+    """A number or date as a spreadsheet reads it: no grouping; a decimal comma and DD.MM.YYYY
+    for a Russian-locale spreadsheet (which reads "12.50" as text, or as 12 May)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return cell(value)
+    if isinstance(value, int | Decimal | float):
+        text = str(value) if not isinstance(value, float) else f"{value:.2f}"
+        return text.replace(".", ",") if decimal_comma else text
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.strftime("%d.%m.%Y") if decimal_comma else value.isoformat()
+    return cell(value)
+
+
+def sheet_table(report_key: str, table: Table, tr: Translate, *, decimal_comma: bool,
+                currency: str = "") -> tuple[list[str], list[list[str]]]:
+    """(headings, rows) of one table for a spreadsheet: every column (the CSV is also
+    data), headings and codes in the reader's language, numbers unformatted but for the
+    decimal separator."""
+    headers = [column_header(tr, report_key, table.key, c, currency) for c in table.columns]
+    rows = []
+    for row, as_dict in zip(table.rows, table.as_dicts(), strict=True):
+        out = []
+        for column, value in zip(table.columns, row, strict=True):
+            named = _value_text(tr, report_key, table.key, column.key, value, as_dict)
+            out.append(named if named is not None else sheet_value(value, decimal_comma))
+        rows.append(out)
+    return headers, rows
+
+
 def _title_params(report: Any, tr: Translate) -> dict[str, Any]:
     if report.name != "money":
         return {}
@@ -160,7 +202,7 @@ def _title_params(report: Any, tr: Translate) -> dict[str, Any]:
 
 # --- headline figures ---------------------------------------------------------------------------
 
-def facts(report: Any, tr: Translate, lang: str) -> list[tuple[str, str]]:
+def facts(report: Any, tr: Translate, lang: str, currency: str = "") -> list[tuple[str, str]]:
     """The few figures a manager reads first, per report."""
     n = lambda v: number(v, lang)  # noqa: E731
     p = lambda v: percent(v, lang)  # noqa: E731
@@ -183,12 +225,13 @@ def facts(report: Any, tr: Translate, lang: str) -> list[tuple[str, str]]:
         return [(tr("rep_fact_made"), n(t.made)), (tr("rep_fact_kept"), n(t.kept)), (tr("rep_fact_broken"), n(t.broken)),
                 (tr("rep_fact_kept_rate"), p(t.kept_rate_pct))]
     if report.name == "money":
-        return [(tr("rep_fact_debt_at_start"), n(report.debt_at_start)),
+        m = lambda v: f"{n(v)}\u00a0{currency}" if currency else n(v)  # noqa: E731
+        return [(tr("rep_currency"), currency or DASH), (tr("rep_fact_debt_at_start"), m(report.debt_at_start)),
                 (tr("rep_fact_accounts_at_start"), n(report.accounts_at_start)),
                 (tr("rep_fact_recovered_reached", days=report.window_days),
-                 f"{p(report.reached.rate_pct)} ({n(report.reached.recovered)})"),
+                 f"{p(report.reached.rate_pct)} ({m(report.reached.recovered)})"),
                 (tr("rep_fact_recovered_not", days=report.window_days),
-                 f"{p(report.not_reached.rate_pct)} ({n(report.not_reached.recovered)})")]
+                 f"{p(report.not_reached.rate_pct)} ({m(report.not_reached.recovered)})")]
     if report.name == "work":
         return [(tr("rep_fact_callbacks"), n(report.total.raised)), (tr("rep_fact_robot_attempts"), n(report.robot_attempts)),
                 (tr("rep_fact_completed"), n(report.robot_completed)),
@@ -316,7 +359,7 @@ def is_empty(report: Any) -> bool:
     return False
 
 
-def report_view(report: Report, lang: str, *, with_charts: bool = True) -> ReportView:
+def report_view(report: Report, lang: str, *, with_charts: bool = True, currency: str = "") -> ReportView:
     tr = i18n.translator(lang)
     data: Any = report
     params = _title_params(data, tr)
@@ -324,8 +367,8 @@ def report_view(report: Report, lang: str, *, with_charts: bool = True) -> Repor
     return ReportView(
         key=report.name,
         title=tr(f"rep_name_{report.name}"),
-        facts=facts(data, tr, lang),
-        tables=[table_view(report.name, tb, tr, lang, params) for tb in report.tables()],
+        facts=facts(data, tr, lang, currency),
+        tables=[table_view(report.name, tb, tr, lang, params, currency) for tb in report.tables()],
         charts=chart_views(data, tr, lang) if with_charts and not empty else [],
         empty=empty,
     )

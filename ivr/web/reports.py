@@ -7,7 +7,13 @@ and checks the query, runs the report off the event loop and picks the response 
 Query parameters (all optional): from, to (ISO dates; `to` is the first day NOT reported, as in
 `ivr report`), stage (ladder stage code), route (callback queue; reasons and work), days (money:
 recovery window), granularity (money: auto | day | week), format (html | csv | json), table
-(with csv: only that table).
+(with csv: only that table), sep (with csv: a spreadsheet file, see below).
+
+Two kinds of CSV: without `sep`, the report's data for programs (column keys, every table in one
+file, as `ivr report --format csv`). With `sep`, one table for a spreadsheet (the page's links):
+headings and codes in the reader's language, money headings with the currency, and
+`sep=semicolon` writes ";" and decimal commas (dates DD.MM.YYYY), which a Russian-locale Excel
+opens in columns as numbers; `sep=comma` writes "," and decimal points. Both start with a UTF-8 BOM.
 """
 
 from __future__ import annotations
@@ -29,13 +35,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ivr.db.models import CallbackTask, LadderStage, Reason
+from ivr import csvsafe
+from ivr.db.models import CallbackTask, DebtCase, LadderStage, Reason
 from ivr.db.options import get_option
 from ivr.reports.money import GRANULARITIES
 from ivr.reports.output import Report, to_csv, to_jsonable
 from ivr.reports.period import Period, PeriodError, parse_date
 from ivr.web.common import ctx, in_db, lang_of, render, require, t
-from ivr.web.report_view import REPORT_KEYS, ReportView, css_digest, period_text, report_view
+from ivr.web.i18n import translator
+from ivr.web.report_view import (
+    REPORT_KEYS,
+    ReportView,
+    css_digest,
+    period_text,
+    report_view,
+    sheet_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,7 @@ DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today incl
 MAX_PERIOD_DAYS = 3660  # ten years: longer is surely a typo, and the daily work grows with it
 MAX_WINDOW_DAYS = 365
 FORMATS = ("html", "csv", "json")
+SEPARATORS = {"comma": ",", "semicolon": ";"}
 # Which filters each report takes (stage is taken by all).
 ROUTE_REPORTS = frozenset({"reasons", "work"})
 CSS_CACHE_SIZE = 64
@@ -66,6 +82,7 @@ class ReportQuery:
     granularity: str = "auto"
     fmt: str = "html"
     table: str | None = None
+    sep: str | None = None  # with csv: a spreadsheet file (comma | semicolon)
 
     def link(self, report: str, **override: Any) -> str:
         """The URL of `report` for this query (filters the report does not take are left out);
@@ -84,6 +101,8 @@ class ReportQuery:
             params["format"] = q.fmt
         if q.table and q.fmt == "csv":
             params["table"] = q.table
+        if q.sep and q.fmt == "csv":
+            params["sep"] = q.sep
         return f"/reports/{report}?{urlencode(params)}" if report else f"/reports?{urlencode(params)}"
 
 
@@ -115,14 +134,18 @@ def parse_query(params: Mapping[str, str], today: dt.date) -> ReportQuery:
     fmt = text("format") or "html"
     if fmt not in FORMATS:
         raise QueryError("err_report_format", value=fmt, known=", ".join(FORMATS))
+    sep = text("sep") or None
+    if sep is not None and sep not in SEPARATORS:
+        raise QueryError("err_report_sep", value=sep, known=", ".join(SEPARATORS))
     return ReportQuery(period=Period(start, end), stage=text("stage") or None, route=text("route") or None,
-                       days=int(days_text), granularity=granularity, fmt=fmt, table=text("table") or None)
+                       days=int(days_text), granularity=granularity, fmt=fmt, table=text("table") or None, sep=sep)
 
 
 @dataclass(frozen=True)
 class Choices:
     stages: list[tuple[str, str]]  # (code, name) in ladder order
     routes: list[str]
+    currency: str = ""  # of the debt cases (several joined by "/"; none: the site's default)
 
 
 def filter_choices(session: Session) -> Choices:
@@ -134,7 +157,14 @@ def filter_choices(session: Session) -> Choices:
     human_queue = get_option(session, "human_request_queue")
     if human_queue:
         routes.add(human_queue)
-    return Choices(stages, sorted(routes))
+    return Choices(stages, sorted(routes), currency_of(session))
+
+
+def currency_of(session: Session, default: str = "") -> str:
+    """The currency the money figures are in: the debt cases' (the money report sums amounts as
+    they are, so a site with several shows them all, joined by "/")."""
+    found = sorted({c for c in session.scalars(select(DebtCase.currency).distinct()) if c})
+    return "/".join(found) or default
 
 
 def check_filters(query: ReportQuery, choices: Choices) -> None:
@@ -193,7 +223,10 @@ def _page_context(request: Request, key: str, query: ReportQuery | None, choices
     today = ctx(request).today()
     first = today.replace(day=1)
     previous = (first - dt.timedelta(days=1)).replace(day=1)
+    tomorrow = today + dt.timedelta(days=1)
     shortcuts = [
+        ("rep_today", today, tomorrow),  # every preset but "last month" includes today
+        ("rep_last_7", tomorrow - dt.timedelta(days=7), tomorrow),
         ("rep_last_30", today + dt.timedelta(days=1) - dt.timedelta(days=DEFAULT_DAYS), today + dt.timedelta(days=1)),
         ("rep_this_month", first, today + dt.timedelta(days=1)),
         ("rep_last_month", previous, first),
@@ -266,12 +299,19 @@ async def report_page(request: Request) -> Response:
                                _page_context(request, key, query, choices))
     if query.fmt == "json":
         return JSONResponse(to_jsonable(report))
+    currency = choices.currency or web.settings.default_currency
+    if query.fmt == "csv" and query.sep:
+        return _sheet_response(request, key, query, report, currency)
     if query.fmt == "csv":
         return _csv_response(request, key, query, report)
-    view = await run_in_threadpool(report_view, report, lang)  # charts take CPU: off the event loop
+    # charts take CPU: off the event loop
+    view = await run_in_threadpool(lambda: report_view(report, lang, currency=currency))
     context = _page_context(request, key, query, choices)
     context.update({"view": view, "chart_css": _remember_css(request, view),
                     "csv_link": query.link(key, fmt="csv"), "json_link": query.link(key, fmt="json"),
+                    "sheet_links": {tb.key: (query.link(key, fmt="csv", table=tb.key, sep="comma"),
+                                             query.link(key, fmt="csv", table=tb.key, sep="semicolon"))
+                                    for tb in view.tables},
                     "title": t(request, f"rep_name_{key}")})
     return render(request, "reports/report.html", context)
 
@@ -291,6 +331,27 @@ def _csv_response(request: Request, key: str, query: ReportQuery, report: Report
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def _sheet_response(request: Request, key: str, query: ReportQuery, report: Report, currency: str) -> Response:
+    """One table of the report as a spreadsheet opens it (see the module doc)."""
+    tables = report.tables()
+    chosen = [tb for tb in tables if tb.key == (query.table or tables[0].key)]
+    if not chosen:
+        known = ", ".join(tb.key for tb in tables)
+        return JSONResponse({"error": t(request, "err_report_table", value=query.table or "", known=known)},
+                            status_code=400)
+    table = chosen[0]
+    semicolon = query.sep == "semicolon"
+    headers, rows = sheet_table(key, table, translator(lang_of(request)), decimal_comma=semicolon, currency=currency)
+    out = io.StringIO()
+    writer = csvsafe.writer(out, delimiter=SEPARATORS[query.sep or "comma"], lineterminator="\r\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    last = query.period.last_day.isoformat()
+    name = f"{key}-{table.key}_{query.period.start.isoformat()}_{last}{'_excel' if semicolon else ''}.csv"
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 async def overview_page(request: Request) -> Response:
     """Every report's headline figures for the period, each linking to its own page."""
     await require(request, "reports")
@@ -303,10 +364,11 @@ async def overview_page(request: Request) -> Response:
 
     def load(session: Session) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        currency = currency_of(session, web.settings.default_currency)
         for key in REPORT_KEYS:
             try:
                 view = report_view(build(session, key, replace(query, stage=None, route=None), web.settings, lang),
-                                   lang, with_charts=False)
+                                   lang, with_charts=False, currency=currency)
                 out.append({"key": key, "view": view, "error": ""})
             except Exception as exc:  # one broken report must not hide the others
                 log.exception("report %s failed", key)

@@ -104,6 +104,9 @@ def test_admin_templates_windows_classifier_import(chromium: Any, live_server: L
         page.set_input_files("input[name=file]", files=[{"name": "billing.csv", "mimeType": "text/csv",
                                                          "buffer": BAD_CSV}])
         page.click("#import-form button[type=submit]")
+        page.wait_for_selector("#preview-form")  # the wizard's preview first (issue 14), then confirm
+        page.click("#confirm")
+        page.wait_for_selector("#rows-ok", timeout=60_000)  # the job page reloads when the import is done
         assert page.locator("#rows-ok").inner_text() == "1"
         assert page.locator("#rows-bad").inner_text() == "2"
         lines = page.locator("#bad-rows tbody tr td:first-child").all_inner_texts()

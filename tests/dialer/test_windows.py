@@ -8,12 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.dialer import windows as w
+from ivr.dialer.legal import LegalHours
 from ivr.dialer.policy import Stage
 from ivr.dialer.windows import is_callable, next_window_start, resolve_timezone
 from tests.dialer.conftest import make_rules
 from tests.dialer.conftest import windows as make_windows
 
 UTC = dt.UTC
+# Window arithmetic at night (midnight ends, DST gaps at 02:00) is tested without the legal-hours
+# guard, which would rightly close those hours (tests/dialer/test_legal.py tests the guard).
+NO_LIMIT = LegalHours((0, 24 * 60), (0, 24 * 60))
 
 
 def profile(days):
@@ -45,7 +49,7 @@ class TestIsCallable:
 
     def test_end_midnight_means_until_the_end_of_the_day(self) -> None:
         late = profile({0: [(18, 24)]})
-        assert is_callable(dt.datetime(2026, 3, 2, 23, 59), late, False, "as_weekday")
+        assert is_callable(dt.datetime(2026, 3, 2, 23, 59), late, False, "as_weekday", legal=NO_LIMIT)
         assert not is_callable(dt.datetime(2026, 3, 2, 17, 59), late, False, "as_weekday")
 
     def test_required_hour_is_intersected_with_the_window(self) -> None:
@@ -124,12 +128,14 @@ class TestTimeZones:
         assert next_window_start(utc(2026, 3, 8, 12), ny, week, no_holiday, "as_weekday") == utc(2026, 3, 8, 13)
         # A Sunday 02:00-03:00 window does not exist on the change day: the next one is a week on.
         gap = profile({6: [(2, 3)]})
-        start = next_window_start(utc(2026, 3, 7, 12), ny, gap, no_holiday, "as_weekday")
+        start = next_window_start(utc(2026, 3, 7, 12), ny, gap, no_holiday, "as_weekday", legal=NO_LIMIT)
         assert start == dt.datetime(2026, 3, 15, 2, tzinfo=ny).astimezone(UTC)
         # Falling back (1 Nov 2026) the 01:00-02:00 hour happens twice; both are inside.
         night = profile({6: [(1, 2)]})
-        assert is_callable(utc(2026, 11, 1, 5, 30).astimezone(ny), night, no_holiday, "as_weekday")
-        assert is_callable(utc(2026, 11, 1, 6, 30).astimezone(ny), night, no_holiday, "as_weekday")
+        assert is_callable(utc(2026, 11, 1, 5, 30).astimezone(ny), night, no_holiday, "as_weekday", legal=NO_LIMIT)
+        assert is_callable(utc(2026, 11, 1, 6, 30).astimezone(ny), night, no_holiday, "as_weekday", legal=NO_LIMIT)
+        # ... and with the guard the same night hour is never called
+        assert not is_callable(utc(2026, 11, 1, 5, 30).astimezone(ny), night, no_holiday, "as_weekday")
 
     def test_vladivostok_subscriber_and_a_moscow_server(self) -> None:
         rules = make_rules()

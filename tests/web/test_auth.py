@@ -21,7 +21,7 @@ from .conftest import PASSWORD, Browser, add_user, csrf_of
 # Pages every role-less visitor must be sent to the login page from (no path parameters needed).
 _SAMPLE_IDS = {"task_id": "1", "reason_id": "1", "stage_id": "1", "limit_id": "1", "optout_id": "1",
                "user_id": "1", "token_id": "1", "digest": "x", "event_id": "1", "account_id": "1",
-               "phone_id": "1"}
+               "phone_id": "1", "run_id": "1", "token": "x", "job_id": "x"}
 
 
 def _html_routes(app: Any, method: str) -> list[str]:

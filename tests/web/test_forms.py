@@ -19,7 +19,8 @@ def test_parse_day_windows() -> None:
 
 
 @pytest.mark.parametrize(("raw", "key"), [
-    ("9-20", "err_window_format"), ("09:00", "err_window_format"), ("24:30-25:00", "err_window_format"),
+    ("9-", "err_window_format"), ("09:00", "err_window_format"), ("24:30-25:00", "err_window_format"),
+    ("9.5-20", "err_window_format"),
     ("10:00-10:00", "err_window_order"), ("12:00-11:00", "err_window_order"),
     ("09:00-12:00, 11:59-13:00", "err_window_overlap"),
 ])
@@ -27,6 +28,12 @@ def test_parse_day_windows_problems(raw: str, key: str) -> None:
     _ranges, problems = forms.parse_day_windows(raw, 1)
     assert [p.key for p in problems] == [key]
     assert problems[0].field == "day1"
+
+
+@pytest.mark.parametrize("raw", ["9-13", "9:00-13:00", "09:00-13:00", "9 - 13:00"])
+def test_parse_day_windows_accepts_short_hours(raw: str) -> None:
+    # issue 14: admins type "9-13" as they say it
+    assert forms.parse_day_windows(raw, 2) == ([(dt.time(9), dt.time(13))], [])
 
 
 def test_parse_windows_all_days() -> None:

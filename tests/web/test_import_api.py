@@ -26,8 +26,10 @@ ACCOUNTS_CSV = (
 
 
 def _upload(b: Browser, kind: str, content: bytes, filename: str = "billing.csv") -> Any:
-    return b.client.post("/admin/import", data={"csrf": b.csrf, "kind": kind},
-                         files={"file": (filename, content, "text/csv")})
+    # through the import wizard (issue 14): upload, preview as detected, confirm, wait
+    from .test_import_wizard import upload_and_confirm
+
+    return upload_and_confirm(b, kind, content, filename)
 
 
 def test_upload_shows_bad_rows_with_line_numbers(db: Database, as_admin: Browser) -> None:

@@ -249,7 +249,9 @@ def test_overview(history: History, boss: Browser) -> None:
     for key in REPORT_KEYS:
         assert f'id="report-{key}"' in page.text
         assert f'href="/reports/{key}?from=2024-11-01&amp;to=2024-12-01' in page.text
-    assert f"Долг на начало</dt><dd class=\"num\">11{NBSP}600,65</dd>" in page.text
+    # money names its currency (issue 14)
+    assert "Валюта</dt><dd class=\"num\">RUB</dd>" in page.text
+    assert f"Долг на начало</dt><dd class=\"num\">11{NBSP}600,65{NBSP}RUB</dd>" in page.text
     assert "Обещаний дано</dt><dd class=\"num\">6</dd>" in page.text
     bad = boss.get("/reports?from=2024-11-31")
     assert bad.status_code == 400 and "«2024-11-31»" in bad.text

@@ -1,6 +1,32 @@
 // Tiny progressive enhancement; every page works without it.
 (function () {
   "use strict";
+  // On a phone the operator's and admin's tables are shown as one card per row (style.css):
+  // every cell gets its column's heading as a label (data-label), so nothing needs sideways
+  // scrolling. Cells that already have a label keep it.
+  var labelCells = function (scope) {
+    scope.querySelectorAll("table.grid").forEach(function (table) {
+      var names = [];
+      table.querySelectorAll("thead tr:first-child > th").forEach(function (th) {
+        for (var i = 0; i < (th.colSpan || 1); i += 1) {
+          names.push(th.textContent.trim());
+        }
+      });
+      if (!names.length) {
+        return;
+      }
+      table.querySelectorAll("tbody tr").forEach(function (tr) {
+        var column = 0;
+        Array.prototype.forEach.call(tr.children, function (cell) {
+          if (names[column] && !cell.hasAttribute("data-label")) {
+            cell.setAttribute("data-label", names[column]);
+          }
+          column += cell.colSpan || 1;
+        });
+      });
+    });
+  };
+  labelCells(document);
   // Result form: show only the fields that belong to the chosen result kind.
   var form = document.getElementById("result-form");
   if (form) {
@@ -35,6 +61,7 @@
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(list.id);
           if (fresh) {
             list.innerHTML = fresh.innerHTML;
+            labelCells(list);
             list.setAttribute("data-refreshed", String(Date.now()));
           }
         })

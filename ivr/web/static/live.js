@@ -11,6 +11,23 @@
   var labels = JSON.parse(root.getAttribute("data-labels") || "{}");
   var isAdmin = root.getAttribute("data-admin") === "1";
   var csrf = root.getAttribute("data-csrf") || "";
+  // issue 14: instants arrive as UTC ISO strings and are shown in the user's zone, as the server
+  // renders them ("2025-11-19 13:05"); a browser without the zone keeps the ISO text
+  var zoneName = root.getAttribute("data-tz") || "UTC";
+  var clock = null;
+  try {
+    clock = new Intl.DateTimeFormat("sv-SE", { timeZone: zoneName, year: "numeric", month: "2-digit", day: "2-digit",
+                                               hour: "2-digit", minute: "2-digit", hour12: false });
+  } catch (e) {
+    clock = null;
+  }
+  function when(iso) {
+    if (!iso || !clock) {
+      return iso;
+    }
+    var at = new Date(iso);
+    return isNaN(at.getTime()) ? iso : clock.format(at);
+  }
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -74,11 +91,11 @@
     return td;
   }
   function draw(data) {
-    document.getElementById("live-at").textContent = data.at;
+    document.getElementById("live-at").textContent = when(data.at);
     fill("live-pauses", data.pauses.length ? data.pauses.map(function (p) {
       var strong = document.createElement("td");
       strong.appendChild(el("strong", what(p)));
-      return row([strong, p.who, p.since, p.why, resumeForm(p)], { "data-pause": p.scope + ":" + p.key });
+      return row([strong, p.who, when(p.since), p.why, resumeForm(p)], { "data-pause": p.scope + ":" + p.key });
     }) : [empty(5, labels.no_pauses)]);
     fill("live-lines", data.lines.map(function (l) {
       return row([l.server, num(l.in_use), num(l.limit === null ? "?" : l.limit), l.paused ? labels.paused : ""]);
@@ -94,14 +111,14 @@
       health.push(el("li", labels.not_running, "err"));
     }
     data.health.ami.forEach(function (a) {
-      health.push(el("li", "AMI " + a.server + ": " + (a.connected ? labels.connected : labels.down + " " + a.last_error) + " (" + a.since + ")"));
+      health.push(el("li", "AMI " + a.server + ": " + (a.connected ? labels.connected : labels.down + " " + a.last_error) + " (" + when(a.since) + ")"));
     });
     data.health.agi.forEach(function (a) { health.push(el("li", "FastAGI " + a.address)); });
     data.health.dialing.forEach(function (d) {
-      health.push(el("li", labels.dialing + ": " + (d.ok ? labels.ok : labels.stopped + " " + d.reason) + " (" + d.since + ")"));
+      health.push(el("li", labels.dialing + ": " + (d.ok ? labels.ok : labels.stopped + " " + d.reason) + " (" + when(d.since) + ")"));
     });
     data.health.last_errors.forEach(function (e) {
-      health.push(el("li", [e.at, e.server, e.result_label || e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
+      health.push(el("li", [when(e.at), e.server, e.result_label || e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
     });
     fill("live-health", health);
     document.querySelectorAll("[data-plan]").forEach(function (cell) {

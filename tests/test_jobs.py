@@ -1,0 +1,77 @@
+"""Imports started from the web UI or the API run in a separate process when the web UI shares
+its process with the calls (ivr.jobs, issue 12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ivr import jobs
+from ivr.billing.importer import ImportFileError
+from ivr.billing.wizard import FixedColumns, build_resolved
+from ivr.config import Settings
+from ivr.db.models import Account, ImportRun
+from ivr.wiring import Database
+
+CSV = "Лицевой счёт;ФИО;Телефон;Сумма долга\nJ-1;Иванов Иван;+79161234567;1800,50\nJ-2;Петров Пётр;+79161234568;990\n"
+
+
+@pytest.fixture
+def offloaded() -> Iterator[None]:
+    jobs.offload_imports()
+    try:
+        yield
+    finally:
+        jobs.offload_imports(False)
+        jobs.shutdown()
+
+
+async def test_an_offloaded_import_runs_in_another_process_and_writes_the_same_rows(db: Database, offloaded: None) -> None:
+    report = await jobs.run_import("accounts", db.sessions, CSV.encode(), settings=Settings(),
+                                   today=dt.date(2026, 11, 22), filename="web.csv")
+    assert (report.rows_ok, report.created, report.rows_bad) == (2, 2, 0)
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Account)) == 2
+        run = s.scalar(select(ImportRun))
+        assert run is not None and run.filename == "web.csv"
+    assert jobs._pool is not None
+    child_pids = list(jobs._pool._processes)  # type: ignore[union-attr]
+    assert child_pids and os.getpid() not in child_pids
+
+
+async def test_an_unreadable_file_fails_as_in_the_cli(db: Database, offloaded: None) -> None:
+    with pytest.raises(ImportFileError):
+        await jobs.run_import("accounts", db.sessions, b"no;known;columns\n1;2;3\n", settings=Settings(),
+                              today=dt.date(2026, 11, 22), filename="bad.csv")
+
+
+async def test_without_offloading_the_import_runs_here(db: Database) -> None:
+    assert not jobs.offloading()
+    report = await jobs.run_import("accounts", db.sessions, CSV.encode(), settings=Settings(),
+                                   today=dt.date(2026, 11, 22), filename="web.csv")
+    assert report.created == 2 and jobs._pool is None
+
+
+def test_the_wizards_confirmed_file_imports_in_the_import_process_with_its_mapping(
+        db: Database, offloaded: None, tmp_path: Path) -> None:
+    """The import wizard's confirm (ivr.web.admin_import) goes through jobs.import_file: its
+    chosen mapping (FixedColumns) crosses to the import process and is applied there."""
+    path = tmp_path / "upload.csv"
+    # the file's own column names, mapped by hand: "Абонент" is the name, "Моб." the phone
+    path.write_text("ЛС;Абонент;Моб.;Долг\nW-1;Сидоров;+79161234569;500\n", encoding="utf-8")
+    header = ["ЛС", "Абонент", "Моб.", "Долг"]
+    resolved, twice = build_resolved("accounts", header, {"external_id": ["ЛС"], "holder_name": ["Абонент"],
+                                                          "phones": ["Моб."], "balance": ["Долг"]})
+    assert not twice
+    report = jobs.import_file("accounts", db.sessions, path, settings=Settings(), today=dt.date(2026, 11, 22),
+                              columns=FixedColumns(resolved, header), filename="upload.csv",
+                              on_progress=lambda done, size: None)
+    assert (report.rows_ok, report.created) == (1, 1)
+    with db.sessions() as s:
+        assert s.scalar(select(Account.external_id)) == "W-1"
+    assert jobs._pool is not None and os.getpid() not in list(jobs._pool._processes)  # type: ignore[union-attr]
