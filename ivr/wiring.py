@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.db.base import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
-from ivr.db.seed import seed
 from ivr.errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -67,9 +65,14 @@ def open_database(settings: Settings, *, migrate: bool = True, seed_defaults: bo
     engine = open_engine(settings.database_url)
     try:
         if migrate:
+            # imported here: Alembic is a tenth of a classic AGI process's start-up, which never migrates
+            from ivr.db.migrate import upgrade
+
             upgrade(engine)
         sessions = make_session_factory(engine)
         if seed_defaults:
+            from ivr.db.seed import seed
+
             with sessions.begin() as session:
                 seed(session)
     except OperationalError as exc:

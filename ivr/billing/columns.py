@@ -55,6 +55,9 @@ ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
     "language": ("Язык", "language", "lang"),
     "service_name": ("Услуга", "service", "service_name"),
     "tariff": ("Тариф", "tariff"),
+    # issue 16: optional, "pay by ... to keep this month's price"
+    "keep_price_until": ("Цена действует до", "Сохранить цену до", "Сохранение цены до", "keep_price_until",
+                         "price_deadline", "keep_price"),
 }
 ACCOUNT_REQUIRED = ("external_id", "holder_name", "phones", "balance")
 

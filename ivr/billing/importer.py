@@ -39,6 +39,7 @@ from ivr.billing.pipeline import AccountBatcher, parallel_batches
 from ivr.billing.store import AccountStore, BatchResult
 from ivr.config import Settings
 from ivr.db.models import Account, DebtCase, ImportRun, Payment, utcnow
+from ivr.dialer.thanks_store import record_paid_cases
 
 __all__ = ["ImportFileError", "ImportReport", "RowError", "import_accounts", "import_payments"]
 
@@ -77,6 +78,7 @@ class ImportReport:
     cases_closed: int = 0
     seen_before: dt.datetime | None = None  # an earlier run imported the very same file
     run_id: int | None = None
+    thanks_recorded: int = 0  # issue 16: paid-off cases that qualified for a thank-you call
 
     @property
     def rows_bad(self) -> int:
@@ -346,6 +348,7 @@ def _payment_batch(session: Session, batch: list[PaymentRow], report: ImportRepo
             .options(selectinload(Account.cases).selectinload(DebtCase.promises))
         )
     }
+    paid_off: list[tuple[DebtCase, Payment]] = []
     for row in batch:
         old = known.get(row.payment_id)
         if old is not None:
@@ -368,9 +371,13 @@ def _payment_batch(session: Session, batch: list[PaymentRow], report: ImportRepo
         payment = Payment(external_id=row.payment_id, account_id=account.id, amount=row.amount,
                           paid_on=row.paid_on, created_at=now)
         session.add(payment)
-        closed_before = sum(1 for c in account.cases if c.state == "paid")
+        open_before = [c for c in account.cases if c.state != "paid"]
         apply_payment(session, payment, now=now)
-        report.cases_closed += sum(1 for c in account.cases if c.state == "paid") - closed_before
+        just_paid = [c for c in open_before if c.state == "paid"]
+        report.cases_closed += len(just_paid)
+        paid_off.extend((c, payment) for c in just_paid)
         report.created += 1
         report.rows_ok += 1
     session.flush()
+    if paid_off:  # issue 16: a payment after a robot call or a promise may get a thank-you call
+        report.thanks_recorded += record_paid_cases(session, paid_off, now)

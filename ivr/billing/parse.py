@@ -103,6 +103,8 @@ class AccountRow(NamedTuple):
     language: str
     country: str
     phones: tuple[str, ...]
+    # issue 16: optional "keep this month's price until" date (the templates' deadline phrase)
+    keep_price_until: dt.date | None = None
 
 
 class PaymentRow(NamedTuple):
@@ -239,6 +241,7 @@ class AccountParser(_RowParser):
         self._lang = ix.get("language")
         self._service = ix.get("service_name")
         self._tariff = ix.get("tariff")
+        self._keep_price = ix.get("keep_price_until")
 
     def parse(self, line: int, fields: list[str]) -> tuple[AccountRow | None, list[RowError]]:
         """The row (None when rejected) and its problems (warnings when the row is kept).
@@ -331,10 +334,20 @@ class AccountParser(_RowParser):
         for raw_bad, why in bad:
             errors.append(RowError(line, f"bad phone {raw_bad!r} ({why}); the account's other numbers were kept",
                                    "phones", raw_bad))
+        keep_price = None
+        pos = self._keep_price
+        raw = fields[pos].strip() if pos is not None else ""
+        if raw:
+            try:
+                keep_price = self._checked_date(raw)
+            except ValueProblem as exc:
+                # an optional phrase: a bad date drops the phrase, never the account's calls
+                errors.append(RowError(line, f"bad date {raw!r} ({exc}); the phrase is left out, the other values were kept",
+                                       "keep_price_until", raw))
         row = AccountRow(
             line, external_id, holder, service, tariff, balance, currency, due, block, timezone,
             language, good[0][1] or self.region,
-            (good[0][0],) if len(good) == 1 else tuple(n for n, _c in good),
+            (good[0][0],) if len(good) == 1 else tuple(n for n, _c in good), keep_price,
         )
         return row, errors
 

@@ -42,7 +42,7 @@ PROMISES = cast(Table, Promise.__table__)
 
 VALUE_COLUMNS = (
     "holder_name", "service_name", "tariff", "balance", "currency", "due_date", "block_date",
-    "timezone", "language", "country",
+    "timezone", "language", "country", "keep_price_until",
 )
 _BALANCE = VALUE_COLUMNS.index("balance")
 _DUE = VALUE_COLUMNS.index("due_date")
@@ -79,6 +79,7 @@ def store_row(row: AccountRow, native: Native) -> StoreRow:
     values = (
         row.holder_name, row.service_name, row.tariff, native.money(row.balance), row.currency,
         native.date(row.due_date), native.date(row.block_date), row.timezone, row.language, row.country,
+        native.date(row.keep_price_until),
     )
     return row.external_id, values, row.phones, row.balance > 0
 

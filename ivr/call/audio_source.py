@@ -1,65 +1,90 @@
 """Audio for a call: rendered before the originate (the dialer's prepare hook), handed to the call
 script when Asterisk connects.
 
-In one process the prepared CallAudio is kept in memory by call id. When the FastAGI server runs
-in another process than the dialer, the script prepares again at call start: every file is
-already in the audio cache by then, so that pass only renders text and finds files."""
+The dialer prepares once (`prepare_attempt`): in one process the PreparedCall is kept in memory
+by call id, and for every other process (`ivr agi-server`, classic AGI) it is written as the
+call's manifest (ivr.call.manifest). The call start takes the in-memory one, else reads the
+manifest (one small file, no rendering, no hashing, no stat per phrase), and only if there is
+none or it is stale prepares again from the cache (logged once per kind of reason, counted in
+`fallbacks`).
+
+The renderer (Jinja2 templates, the audio cache, pydub) is built on first use only: a call start
+that reads a manifest never imports it, which is most of a classic AGI process's start-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+import os
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.call import manifest
 from ivr.call.dates import promise_horizon
+from ivr.call.manifest import PreparedCall
 from ivr.call.media_urls import audio_by_url
 from ivr.call.recorder import CallInfo
 from ivr.clock import Clock
 from ivr.config import Settings
 from ivr.db.models import Account, CallAttempt, DebtCase
 from ivr.db.options import get_options
-from ivr.voice.prepare import AudioPreparer, CallAudio
+
+if TYPE_CHECKING:
+    from ivr.voice.prepare import AudioPreparer
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class PreparedCall:
-    audio: CallAudio
-    options: dict[str, Any]
-    today: dt.date
-    horizon: dt.date
+__all__ = ["CallAudioSource", "PreparedCall"]
 
 
 class CallAudioSource:
-    def __init__(self, sessions: sessionmaker[Session], preparer: AudioPreparer, clock: Clock,
-                 settings: Settings, *, keep: int = 5000) -> None:
+    def __init__(self, sessions: sessionmaker[Session], preparer: AudioPreparer | Callable[[], AudioPreparer],
+                 clock: Clock, settings: Settings, *, keep: int = 5000,
+                 versions: manifest.ContentVersions | None = None) -> None:
         self._sessions = sessions
-        self._preparer = preparer
+        # an AudioPreparer, or a factory for one: built on first use (see the module docstring)
+        self._preparer_or_factory = preparer
+        self._preparer_built: AudioPreparer | None = None
         self._clock = clock
         self._settings = settings
         self._keep = keep
         self._ready: OrderedDict[str, PreparedCall] = OrderedDict()
         # one synthesis at a time: espeak-ng is CPU-bound and the machine has few cores
         self._lock = asyncio.Lock()
+        self.versions = versions or manifest.ContentVersions(sessions, settings)
+        self.fallbacks: Counter[str] = Counter()  # call starts that prepared, by reason kind
+        self._fallback_logged: set[str] = set()
 
     @property
     def preparer(self) -> AudioPreparer:
         """The prompt store and audio cache it renders with (the web UI previews with the same)."""
-        return self._preparer
+        if self._preparer_built is None:
+            candidate = self._preparer_or_factory
+            from ivr.voice.prepare import AudioPreparer
 
-    def _prepare_sync(self, session: Session, attempt: CallAttempt) -> PreparedCall:
+            self._preparer_built = candidate if isinstance(candidate, AudioPreparer) else candidate()
+        return self._preparer_built
+
+    @property
+    def _preparer(self) -> AudioPreparer:
+        return self.preparer
+
+    def _prepare_sync(self, session: Session, attempt: CallAttempt, *, write_manifest: bool = False) -> PreparedCall:
         account = session.get(Account, attempt.account_id)
         case = session.get(DebtCase, attempt.debt_case_id) if attempt.debt_case_id else None
         if account is None or case is None:
             raise LookupError(f"attempt {attempt.id}: account or debt case missing")
+        fingerprint = None
+        if write_manifest:
+            # before rendering: an edit landing while this renders makes the manifest stale
+            # (the call start prepares), never a manifest that claims the new content
+            fingerprint = manifest.fingerprint(session, self._settings, self._preparer.call_language(attempt.language))
         options = get_options(session)
         tz = account.timezone or self._settings.default_timezone
         try:
@@ -71,7 +96,18 @@ class CallAudioSource:
                                   int(options["promise_horizon_max_days"]))
         audio = self._preparer.prepare(session, account, case, attempt.stage_code or "", attempt.language,
                                        today, horizon=horizon, options=options)
-        return PreparedCall(audio, options, today, horizon)
+        prepared = PreparedCall(audio, options, today, horizon)
+        if fingerprint is not None:
+            self._write_manifest(attempt.action_id, prepared, fingerprint)
+        return prepared
+
+    def _write_manifest(self, call_id: str, prepared: PreparedCall, fingerprint: str) -> None:
+        """Best effort: without a manifest the call start prepares (slower, same audio)."""
+        try:
+            data = manifest.encode(prepared, call_id=call_id, fingerprint=fingerprint)
+            manifest.write(self._settings.audio_cache_dir, call_id, prepared.today, data)
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("audio manifest of %s not written (the call start will prepare): %s", call_id, exc)
 
     def warm_up(self, languages: list[str] | None = None) -> int:
         """Render once, at start-up, the phrases every call of a language shares (menus, errors,
@@ -124,7 +160,7 @@ class CallAudioSource:
                 attempt = session.get(CallAttempt, attempt_id)
                 if attempt is None:
                     raise LookupError(f"attempt {attempt_id} not found")
-                return attempt.action_id, self._prepare_sync(session, attempt)
+                return attempt.action_id, self._prepare_sync(session, attempt, write_manifest=True)
 
         async with self._lock:
             call_id, prepared = await asyncio.to_thread(work)
@@ -149,7 +185,13 @@ class CallAudioSource:
         prepared = self._ready.pop(call_id, None)
         if prepared is not None:
             return prepared
-        log.info("attempt %s: audio not prepared in this process, preparing from the cache", info.attempt_id)
+        try:
+            prepared = await self._from_manifest(call_id, info)
+        except manifest.ManifestUnusable as exc:
+            self._fallback(exc.kind, info, str(exc))
+        else:
+            if prepared is not None:
+                return prepared
 
         def work() -> PreparedCall:
             with self._sessions() as session:
@@ -158,3 +200,33 @@ class CallAudioSource:
                 return self._prepare_sync(session, attempt)
 
         return await asyncio.to_thread(work)
+
+    async def _from_manifest(self, call_id: str, info: CallInfo) -> PreparedCall | None:
+        """The manifest's PreparedCall; None (logged) if there is none; ManifestUnusable if stale."""
+        try:
+            today = self._clock.now().astimezone(ZoneInfo(info.timezone)).date()
+        except Exception:  # noqa: BLE001 - as in _prepare_sync
+            today = self._clock.now().astimezone(ZoneInfo(self._settings.default_timezone)).date()
+        doc = manifest.read(self._settings.audio_cache_dir, call_id, today)
+        if doc is None:
+            self._fallback("missing", info, "no audio manifest (not staged by a dialer, or staged on another day)")
+            return None
+        prepared = manifest.decode(doc)
+        if prepared.today != today:  # a bad time zone name at staging vs now: be safe
+            raise manifest.ManifestUnusable("stale", f"manifest made for {prepared.today}, the call is on {today}")
+        if not os.path.exists(prepared.audio.message + ".wav"):
+            raise manifest.ManifestUnusable("purged", "the debt message's audio file is gone from the cache")
+        current = await self.versions.current(prepared.audio.language)
+        if current != doc.get("fingerprint"):
+            raise manifest.ManifestUnusable(
+                "stale", "templates, overrides, reasons or options changed since the dialer prepared the call")
+        return prepared
+
+    def _fallback(self, kind: str, info: CallInfo, why: str) -> None:
+        self.fallbacks[kind] += 1
+        if kind in self._fallback_logged:
+            log.debug("attempt %s: %s; preparing the audio at call start", info.attempt_id, why)
+            return
+        self._fallback_logged.add(kind)
+        log.warning("attempt %s: %s; preparing the audio at call start (logged once per process for this "
+                    "reason, later ones at DEBUG)", info.attempt_id, why)

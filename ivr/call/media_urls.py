@@ -20,7 +20,7 @@ import hmac
 from pathlib import Path
 from urllib.parse import quote
 
-from ivr.voice.prepare import CallAudio
+from ivr.voice.call_audio import CallAudio
 
 EXTENSION = ".wav"
 

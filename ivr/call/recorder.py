@@ -88,6 +88,7 @@ class CallInfo:
     amount_owed: Decimal
     timezone: str
     case_state: str | None
+    purpose: str = "robot"  # robot | thanks (issue 16: a thank-you call after a payment)
 
 
 def _naive(now: dt.datetime) -> dt.datetime:
@@ -139,7 +140,7 @@ class CallRecorder:
                 phone_number_id=attempt.phone_number_id, phone=attempt.phone, stage_code=attempt.stage_code,
                 language=attempt.language or account.language, holder_name=account.holder_name,
                 block_date=account.block_date, amount_owed=case.amount_owed if case else account.balance,
-                timezone=tz, case_state=case.state if case else None,
+                timezone=tz, case_state=case.state if case else None, purpose=attempt.purpose or "robot",
             )
 
         return await self._run(fn)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.agi import protocol as agi_protocol
 from ivr.agi.channel import AGIChannel, AGICommandError, AGIHangup
@@ -19,6 +19,9 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.dialplan_vars import ROUTE_DEBT_CALL
 from ivr.wiring import Database
+
+if TYPE_CHECKING:
+    from ivr.voice.prepare import AudioPreparer
 
 log = logging.getLogger(__name__)
 _limited = RateLimitedLog(log)
@@ -96,15 +99,20 @@ def agi_sources(settings: Settings) -> dict[str, Callable[[str], bool]]:
 
 
 def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None) -> tuple[CallRecorder, CallAudioSource]:
-    from ivr.prompts.render import PromptStore
-    from ivr.voice.cache import AudioCache
-    from ivr.voice.prepare import AudioPreparer
-    from ivr.voice.tts import get_engine
-
     clock = clock or SystemClock()
-    store = PromptStore(settings.prompts_dir, db.sessions)
-    cache = AudioCache(settings.audio_cache_dir, get_engine(settings))
-    preparer = AudioPreparer(store, cache, settings)
+
+    def preparer() -> AudioPreparer:
+        # built on first use: a call start that reads the dialer's manifest never renders, and a
+        # classic AGI process then never imports Jinja2, pydub or the TTS engine
+        from ivr.prompts.render import PromptStore
+        from ivr.voice.cache import AudioCache
+        from ivr.voice.prepare import AudioPreparer
+        from ivr.voice.tts import get_engine
+
+        store = PromptStore(settings.prompts_dir, db.sessions)
+        cache = AudioCache(settings.audio_cache_dir, get_engine(settings))
+        return AudioPreparer(store, cache, settings)
+
     recorder = CallRecorder(db.sessions, clock, settings.default_timezone, agi_sources=agi_sources(settings))
     return recorder, CallAudioSource(db.sessions, preparer, clock, settings)
 

@@ -20,6 +20,7 @@ from ivr.agi.channel import AGIChannel, AGIHangup
 from ivr.call import keys as K
 from ivr.call.dates import DateProblem, parse_promise
 from ivr.call.recorder import CallInfo, CallRecorder
+from ivr.dialer.thanks import THANKS_PURPOSE
 from ivr.dialplan_vars import AMD_STATUS
 from ivr.logsetup import mask_phone
 
@@ -96,6 +97,9 @@ class DebtCall:
             await self.greet()
             if not await self.verify_identity():
                 return
+            if self.info.purpose == THANKS_PURPOSE:
+                await self.say_thanks()
+                return
             await self.say_debt()
             await self.main_menu()
         except AGIHangup:
@@ -108,7 +112,9 @@ class DebtCall:
     async def answering_machine(self, amd_status: str | None) -> bool:
         if (amd_status or "").upper() != "MACHINE":
             return False
-        leave_message = self.opt.machine_action == "message"
+        # a thank-you is for the person: a machine gets no message (a "please call us back"
+        # about nothing would only worry them)
+        leave_message = self.opt.machine_action == "message" and self.info.purpose != THANKS_PURPOSE
         await self.rec.machine(self.info, message_left=leave_message)
         self.default_kind = "machine"
         if leave_message:
@@ -141,6 +147,15 @@ class DebtCall:
         await self.rec.message_delivered(self.info)
         self.default_kind = "message_only"
         await self.rec.step(self.info, "debt_message")
+
+    async def say_thanks(self) -> None:
+        """Issue 16: the thank-you (this call's message, template thank_you), then goodbye. No
+        menu: the call asks nothing of the subscriber."""
+        await self.play("debt_message")
+        await self.rec.message_delivered(self.info)
+        self.default_kind = "thanked"
+        await self.rec.step(self.info, "thank_you")
+        await self.ch.hangup()
 
     async def main_menu(self) -> None:
         valid = K.MENU_PROMISE + K.MENU_PAID + K.MENU_REASON + K.MENU_REPEAT + self.opt.human_key + self.opt.opt_out_key

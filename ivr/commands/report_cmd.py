@@ -1,4 +1,4 @@
-"""`ivr report reasons|funnel|promises|money|work`: the managers' reports on the command line.
+"""`ivr report reasons|funnel|promises|money|work|reactions`: the managers' reports on the command line.
 
 Prints an aligned table by default; `--format csv|json` writes machine-readable output to stdout;
 `--chart FILE.svg` also writes the report's chart (the money report has two: the second goes to
@@ -66,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = kinds.add_parser("work", parents=[common, route], help="callbacks by route, work per operator, operator hours saved")
     p.add_argument("--minutes-per-call", type=float,
                    help="operator minutes one call takes (default: IVR_OPERATOR_MINUTES_PER_CALL)")
+    p = kinds.add_parser("reactions", parents=[common],
+                         help="before-due reminders and thank-you calls: payments within N days, with vs without")
+    p.add_argument("--days", type=int, default=7, help="days after the due date that still count (default 7)")
     parser.set_defaults(func=run)
 
 
@@ -106,6 +109,10 @@ def build_report(session: Session, args: argparse.Namespace, period: Period, set
     if kind == "work":
         minutes = settings.operator_minutes_per_call if args.minutes_per_call is None else args.minutes_per_call
         return work_report(session, period, minutes_per_call=minutes, stage=args.stage, route=args.route)
+    if kind == "reactions":  # issue 16
+        from ivr.reports.reactions import reactions_report
+
+        return reactions_report(session, period, window_days=args.days)
     raise ValueError(f"unknown report {kind!r}")
 
 
@@ -125,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--days must be 0 or more")
     if getattr(args, "minutes_per_call", None) is not None and args.minutes_per_call < 0:
         return _fail("--minutes-per-call must be 0 or more")
+    if args.chart and args.report == "reactions":
+        return _fail("the reactions report has no chart")
     if args.table_key and args.format != "csv":
         return _fail("--table applies to --format csv only")
 

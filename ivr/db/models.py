@@ -84,6 +84,9 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
     due_date: Mapped[dt.date | None] = mapped_column(Date)
     block_date: Mapped[dt.date | None] = mapped_column(Date)
+    # issue 16: the last day a payment keeps this month's price (an optional billing column);
+    # templates say "pay by ... to keep this month's price" only when it is set
+    keep_price_until: Mapped[dt.date | None] = mapped_column(Date)
     timezone: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(5), default="ru")
     country: Mapped[str] = mapped_column(String(2), default="RU")
@@ -563,3 +566,32 @@ class RobotPause(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     resumed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     resumed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ThankYouCall(Base):
+    """Issue 16: a payment that followed a robot call or a promise (ivr.dialer.thanks).
+
+    One row per paid-off case that qualified, written when the payment is imported, whether or
+    not thank-you calls are enabled: the rows with state `off` are the comparison group of the
+    report (ivr.reports.reactions). States: pending (the dialer may call it from `due_at`),
+    done (answered, or reached a machine: not tried again), expired (no answer within the tries
+    or the days allowed), off (thank-you calls were disabled when the payment came)."""
+
+    __tablename__ = "thank_you_calls"
+    __table_args__ = (Index("ix_thank_you_calls_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    debt_case_id: Mapped[int] = mapped_column(ForeignKey("debt_cases.id", ondelete="CASCADE"), unique=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+    # what made it qualify: call (an answered robot call) | promise
+    trigger: Mapped[str] = mapped_column(String(10), default="call")
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_id: Mapped[int | None] = mapped_column(ForeignKey("call_attempts.id", ondelete="SET NULL"))
+    result: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -65,7 +65,13 @@ def seed(session: Session, data: dict[str, Any] | None = None) -> dict[str, int]
             created["windows"] += 1
 
     have_stages = set(session.scalars(select(LadderStage.code)))
-    for position, row in enumerate(data.get("ladder", []), start=1):
+    auto = 0
+    for row in data.get("ladder", []):
+        # rows number 1, 2, ... in file order; a row may name its own (before_due: 0), so the
+        # shipped debt stages keep the positions they always had
+        if "position" not in row:
+            auto += 1
+        position = int(row.get("position", auto))
         if row["code"] in have_stages:
             continue
         session.add(
@@ -75,6 +81,7 @@ def seed(session: Session, data: dict[str, Any] | None = None) -> dict[str, int]
                 window_profile=row.get("window_profile", "default"), required_hour=row.get("required_hour"),
                 max_attempts=int(row.get("max_attempts", 3)), retry_minutes=int(row.get("retry_minutes", 240)),
                 on_enter=row.get("on_enter"), on_end=row.get("on_end", "next"),
+                active=bool(row.get("active", True)),
             )
         )
         created["ladder"] += 1

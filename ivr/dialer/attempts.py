@@ -31,6 +31,8 @@ from ivr.dialer.claims import release_lock, rowcount
 from ivr.dialer.policy import Rules
 from ivr.dialer.retry import INTERRUPTED, LOST, NOT_SENT, REFUSED, ROBOT_FAILED, plan_retry
 from ivr.dialer.selector import IN_FLIGHT, load_phones, opted_out_numbers
+from ivr.dialer.thanks import THANKS_PURPOSE
+from ivr.dialer.thanks_store import settle_attempt as settle_thanks_attempt
 from ivr.dialer.windows import naive_utc, to_utc
 from ivr.logsetup import mask_phone
 
@@ -72,6 +74,10 @@ def apply_case_result(
 
     Rows are touched in the order call_attempts -> debt_cases -> accounts, the same order as the
     ladder tick, so concurrent transactions on PostgreSQL cannot deadlock each other."""
+    if attempt.purpose == THANKS_PURPOSE:  # issue 16: the paid case is not touched
+        settle_thanks_attempt(session, attempt, result, now)
+        release_lock(session, attempt.account_id, attempt.action_id)
+        return
     case = None
     if attempt.debt_case_id is not None:
         case = session.execute(
@@ -258,7 +264,9 @@ def release_unsent(
         if rowcount(moved) != 1:
             return False
         lines.release(session, attempt.action_id)
-        if retry_after is not None and attempt.debt_case_id is not None:
+        if attempt.purpose == THANKS_PURPOSE:  # issue 16: the try is given back, retried soon
+            settle_thanks_attempt(session, attempt, NOT_SENT, now)
+        elif retry_after is not None and attempt.debt_case_id is not None:
             when = naive_utc(to_utc(now) + retry_after)
             session.execute(
                 update(DebtCase).where(DebtCase.id == attempt.debt_case_id)

@@ -40,6 +40,9 @@ from ivr.dialer.limits import within_limits
 from ivr.dialer.policy import Rules
 from ivr.dialer.retry import USABLE_STATUS
 from ivr.dialer.selector import IN_FLIGHT, Candidate, load_histories
+from ivr.dialer.thanks import THANKS_PURPOSE
+from ivr.dialer.thanks_store import claimed as thanks_claimed
+from ivr.dialer.thanks_store import recheck_thanks
 from ivr.dialer.windows import naive_utc, stage_window_open, to_utc
 from ivr.logsetup import mask_phone
 
@@ -69,6 +72,8 @@ def new_action_id(dialer_id: str) -> str:
 
 def _recheck(session: Session, candidate: Candidate, rules: Rules, now: dt.datetime) -> str | None:
     """Why the candidate may no longer be called, or None. Runs under the person's lock."""
+    if candidate.purpose == THANKS_PURPOSE:  # issue 16: its own row, the same person checks
+        return recheck_thanks(session, candidate, rules, now)
     now_naive = naive_utc(now)
     case = session.execute(
         select(DebtCase.state, DebtCase.amount_owed, DebtCase.stage_code, DebtCase.next_attempt_at, DebtCase.attempts_in_stage)
@@ -152,10 +157,13 @@ def claim(
         attempt = CallAttempt(
             debt_case_id=candidate.case_id, account_id=candidate.account_id, phone_number_id=candidate.phone_id,
             phone=candidate.phone, stage_code=candidate.stage_code, language=candidate.language,
-            purpose=purpose, server=server, dialer_id=dialer_id or None, action_id=action_id,
+            purpose=candidate.purpose if candidate.purpose != "robot" else purpose, server=server, dialer_id=dialer_id or None, action_id=action_id,
             state=AttemptState.CLAIMED.value, created_at=now_naive,
         )
         session.add(attempt)
+        if candidate.purpose == THANKS_PURPOSE:
+            session.flush()
+            thanks_claimed(session, candidate, attempt.id, now)
         session.commit()
     except Exception:
         session.rollback()

@@ -46,6 +46,7 @@ from ivr.dialer.policy import Rules
 from ivr.dialer.reconcile import Ownership, ReconcileReport, reconcile
 from ivr.dialer.retry import ROBOT_FAILED
 from ivr.dialer.selector import IN_FLIGHT, Candidate, SelectionStats, select_candidates
+from ivr.dialer.thanks_store import select_thanks
 from ivr.logsetup import mask_phone
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ class Dialer:
             try:
                 found = select_candidates(session, rules, now, limit, stats=stats,
                                           paused_stages=self.pauses.stages)  # issue 13
+                if len(found) < limit:  # issue 16: thank-you calls take lines debt calls leave free
+                    found += select_thanks(session, rules, now, limit - len(found),
+                                           paused_stages=self.pauses.stages)
                 session.commit()  # the window/limit bumps
             except Exception:
                 session.rollback()

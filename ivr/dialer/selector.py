@@ -76,6 +76,7 @@ class Candidate:
     language: str
     timezone: str
     country: str
+    purpose: str = "robot"  # robot | thanks (issue 16: ivr.dialer.thanks_store)
 
 
 @dataclass

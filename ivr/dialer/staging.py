@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.models import CaseState, DebtCase
@@ -37,3 +37,20 @@ def stage_new_cases(sessions: sessionmaker[Session], default_timezone: str, now:
     if report.changed:
         log.info("staged %d new case(s): %s", report.changed, dict(report.events))
     return report
+
+
+def restage_waiting(session: Session) -> int:
+    """After a ladder edit: active cases that wait for a stage date (wait_reason waiting_stage)
+    were dated by the old ladder. Clearing that date makes them due, so the next dial pass (or
+    tick) gives them the new ladder's decision: a before-due stage just enabled (issue 16) starts
+    earlier than the first debt stage they were waiting for. The caller commits."""
+    result = session.execute(
+        update(DebtCase)
+        .where(DebtCase.state == CaseState.ACTIVE.value, DebtCase.wait_reason == "waiting_stage")
+        .values(next_attempt_at=None, wait_reason=None)
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        log.info("ladder changed: %d waiting case(s) will be re-staged", count)
+    return count

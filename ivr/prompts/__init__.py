@@ -37,11 +37,16 @@ TEMPLATE_DOC: dict[str, str] = {
     "closing": "Closing line of a completed call.",
     "goodbye_no_input": "Close after too many tries without a valid answer.",
     "thanks_payment": "After a promise was confirmed: thanks, we expect the payment.",
+    "thank_you": "Thank-you call after a payment (issue 16), said once the identity is confirmed; no menu follows.",
 }
 
 TEMPLATE_NAMES: tuple[str, ...] = tuple(TEMPLATE_DOC)
 OPTIONAL_TEMPLATES: frozenset[str] = frozenset({"repeat_intro"})
-DEBT_MESSAGES: tuple[str, ...] = ("debt_soft", "debt_firm", "debt_final", "debt_blocked", "broken_promise", "before_due")
+DEBT_MESSAGES: tuple[str, ...] = (
+    "debt_soft", "debt_firm", "debt_final", "debt_blocked", "broken_promise", "before_due", "thank_you",
+)
+# Messages that must not speak of a debt or threaten a restriction (issue 16).
+NO_DEBT_MESSAGES: tuple[str, ...] = ("before_due", "thank_you")
 # Said before the identity is confirmed (or to someone else): must never mention the debt.
 PRE_IDENTITY: tuple[str, ...] = ("greeting", "identity", "wrong_party", "machine")
 # Phrases a call may play besides its debt message (the readback is prepared per date).

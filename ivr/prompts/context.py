@@ -39,6 +39,11 @@ CONTEXT_DOC: dict[str, str] = {
     "promise_date_words": "Promise date in words, nominative",
     "promise_date_words_gen": "Promise date in words, genitive",
     "promise_date_text": "Promise date for display",
+    "keep_price_until": "Last day a payment keeps this month's price (billing column; None when absent or passed)",
+    "keep_price_until_words": "That day in words, nominative",
+    "keep_price_until_words_gen": "That day in words, genitive: 'до двадцать пятого ноября'",
+    "keep_price_until_text": "That day for display",
+    "days_to_due": "Days until the due date (0 on it, negative once passed; None if unknown)",
     "days_overdue": "Days since the due date (0 if not yet due or unknown)",
     "days_to_block": "Days until the block date (negative once passed; None if unknown)",
     "stage": "Code of the ladder stage of this call",
@@ -108,6 +113,7 @@ def build_context(
         "currency": currency,
         "service": account.service_name or "",
         "tariff": account.tariff or "",
+        "days_to_due": (due_date - today).days if due_date else None,
         "days_overdue": max((today - due_date).days, 0) if due_date else 0,
         "days_to_block": (block_date - today).days if block_date else None,
         "stage": stage_code or (case.stage_code if case is not None else None) or "",
@@ -125,6 +131,9 @@ def build_context(
     context.update(_date_vars("block_date", block_date, language))
     context.update(_date_vars("deadline", deadline, language))
     context.update(_date_vars("promise_date", promise_date, language))
+    # issue 16: "pay by ... to keep this month's price" only while that day has not passed
+    keep_price = getattr(account, "keep_price_until", None)
+    context.update(_date_vars("keep_price_until", keep_price if keep_price and keep_price >= today else None, language))
     return context
 
 
@@ -167,6 +176,7 @@ def sample_context(language: str, *, today: dt.date | None = None, sparse: bool 
         currency="RUB",
         due_date=None if sparse else today - dt.timedelta(days=8),
         block_date=None if sparse else today + dt.timedelta(days=7),
+        keep_price_until=None if sparse else today + dt.timedelta(days=5),
     )
     return build_context(
         settings=settings,

@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,57 +22,20 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.db.models import LadderStage, Promise, Reason
+from ivr.dialer.thanks import THANK_YOU_TEMPLATE, THANKS_STAGE
 from ivr.prompts import CALL_PHRASES, OPTIONAL_TEMPLATES
 from ivr.prompts.context import build_context, with_promise_date
 from ivr.prompts.fragments import spans_from_context
 from ivr.prompts.render import MissingTemplate, PromptStore, ResolvedTemplate, TemplateProblem
 from ivr.voice.audio import AudioError
 from ivr.voice.cache import AudioCache
+from ivr.voice.call_audio import BROKEN_PROMISE, DEBT_MESSAGE, READBACK, CallAudio
 from ivr.voice.compose import PhraseVoice
 from ivr.voice.pack import pack_from_settings
 
 log = logging.getLogger(__name__)
 
-READBACK = "date_readback"
-BROKEN_PROMISE = "broken_promise"
-# The call script plays "the debt message" without knowing which stage template it is.
-DEBT_MESSAGE = "debt_message"
-
-
-@dataclass
-class CallAudio:
-    language: str
-    # template name -> Asterisk file name (no extension); "debt_message" is this call's debt
-    # message (the stage's template or broken_promise), also present under its own name
-    phrases: dict[str, str]
-    readbacks: dict[dt.date, str]  # promise date -> readback audio, every date today..horizon
-    reason_replies: dict[str, str]  # Reason.code -> reply audio (only reasons with a reply)
-    reasons: list[tuple[str, str, bool, str | None]]  # (key, code, actionable, route) in menu order
-    message_name: str = ""  # template name of this call's debt message (a key of `phrases`)
-    # what each file says, for the call log and previews: phrase name, "readback:<iso date>",
-    # "reply:<reason code>"
-    texts: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str) -> str:
-        try:
-            return self.phrases[name]
-        except KeyError:
-            raise KeyError(
-                f"no prepared audio for phrase {name!r} ({self.language}); prepared: {', '.join(sorted(self.phrases))}"
-            ) from None
-
-    @property
-    def message(self) -> str:
-        """The debt message of this call's stage (or broken_promise)."""
-        return self.get(self.message_name)
-
-    def readback(self, day: dt.date) -> str:
-        try:
-            return self.readbacks[day]
-        except KeyError:
-            span = f"{min(self.readbacks)}..{max(self.readbacks)}" if self.readbacks else "none"
-            raise KeyError(f"no readback prepared for {day} (prepared: {span})") from None
-
+__all__ = ["BROKEN_PROMISE", "DEBT_MESSAGE", "READBACK", "AudioPreparer", "CallAudio", "synthesise_all"]
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -108,6 +70,8 @@ class AudioPreparer:
         return self.settings.default_language
 
     def message_name(self, session: Session, case: Any, stage_code: str) -> str:
+        if stage_code == THANKS_STAGE:  # issue 16: a thank-you call after a payment
+            return THANK_YOU_TEMPLATE
         if case is not None and getattr(case, "promise_broken", False):
             return BROKEN_PROMISE
         stage = session.scalars(select(LadderStage).where(LadderStage.code == stage_code)).first()

@@ -19,11 +19,13 @@ from starlette.routing import BaseRoute, Route
 from ivr.db.models import CallbackTask, CallWindow, ContactLimit, LadderStage, OptOut, Reason, User
 from ivr.db.options import get_option, get_options, set_option
 from ivr.dialer.legal import LegalHours, format_range, legal_hours_from_options
-from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS
+from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS, Stage
+from ivr.dialer.staging import restage_waiting
+from ivr.dialer.thanks import ThanksSettings, is_before_due
 from ivr.web import forms, i18n, runtime_settings
-from ivr.web.common import checked_form, ctx, flash, in_db, redirect, render, require, t
+from ivr.web.common import checked_form, ctx, flash, in_db, lang_of, redirect, render, require, t
 from ivr.web.forms import FormProblems, Problem
-from ivr.web.labels import known_queues
+from ivr.web.labels import known_queues, stage_name
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +238,28 @@ async def ladder_page(request: Request) -> Response:
     warnings = []
     active = [s for s in stages if s.active]
     if active and active[-1].on_end == "next":
-        warnings.append(t(request, "warn_last_stage_next", code=active[-1].code))
-    return render(request, "admin/ladder.html", {"stages": stages, "warnings": warnings})
+        warnings.append(t(request, "warn_last_stage_next",
+                          code=stage_name(lang_of(request), active[-1].code, active[-1].name)))
+    thanks = await in_db(request, lambda s: ThanksSettings.from_options(get_options(s)))
+    # by their names in the page's language, as everywhere a stage is shown
+    before_due = [stage_name(lang_of(request), s.code, s.name) for s in stages if is_before_due(_policy_stage(s))]
+    return render(request, "admin/ladder.html", {"stages": stages, "warnings": warnings, "thanks": thanks,
+                                                 "before_due_codes": before_due})
+
+
+def _policy_stage(row: LadderStage) -> Stage:
+    return Stage(code=row.code, position=row.position, anchor=row.anchor, start_day=row.start_day)
+
+
+async def thanks_save(request: Request) -> Response:
+    """Issue 16: switch thank-you calls after a payment on or off (ivr.dialer.thanks)."""
+    user = await require(request, "admin")
+    form = await checked_form(request)
+    enabled = str(form.get("thank_you_calls", "")) in ("on", "1", "true")
+    await in_db(request, lambda s: set_option(s, "thank_you_calls", enabled))
+    log.info("thank-you calls %s by %s", "enabled" if enabled else "disabled", user.username)
+    flash(request, t(request, "msg_saved"), "ok")
+    return redirect("/admin/ladder")
 
 
 def _stage_values(stage: LadderStage | None) -> dict[str, str]:
@@ -307,6 +329,9 @@ async def stage_save(request: Request) -> Response:
             setattr(row, name, getattr(data, name))
         if stage_id is None:
             session.add(row)
+        # issue 16: cases waiting for a stage date were dated by the old ladder (a before-due
+        # stage just enabled starts earlier than the date they wait for): the next pass re-dates them
+        restage_waiting(session)
 
     try:
         await in_db(request, save)
@@ -370,6 +395,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/reasons/{reason_id:int}", reason_edit, methods=["GET"]),
         Route("/admin/reasons/{reason_id:int}", reason_save, methods=["POST"]),
         Route("/admin/ladder", ladder_page, methods=["GET"]),
+        Route("/admin/ladder/thanks", thanks_save, methods=["POST"]),
         Route("/admin/ladder/new", stage_edit, methods=["GET"]),
         Route("/admin/ladder/new", stage_save, methods=["POST"]),
         Route("/admin/ladder/{stage_id:int}", stage_edit, methods=["GET"]),

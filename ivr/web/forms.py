@@ -212,13 +212,14 @@ def parse_stage(form: Mapping[str, str], *, other_codes: Collection[str], other_
     code = form.get("code", "").strip()
     if not CODE_RE.match(code):
         problems.append(Problem("err_code", "code"))
-    elif code in other_codes:
+    elif code in other_codes or code == "thanks":  # issue 16: "thanks" names thank-you calls
         problems.append(Problem("err_code_taken", "code", {"code": code}))
     name = form.get("name", "").strip()
     if not name or len(name) > 100:
         problems.append(Problem("err_name", "name"))
     active = _bool(form.get("active"))
-    position = _int(form.get("position", ""), "position", 1, 1000, problems)
+    # 0 is allowed: the shipped before-due stage (issue 16) sits before the first debt stage
+    position = _int(form.get("position", ""), "position", 0, 1000, problems)
     if position is not None and active and position in other_active_positions:
         problems.append(Problem("err_position_taken", "position", {"position": position}))
     anchor = form.get("anchor", "").strip()

@@ -106,14 +106,24 @@ class CallRig:
             s.add(attempt)
             s.flush()
             attempt_id = attempt.id
-        self.callees[phone.number.lstrip("+")] = callee
+        return await self.place(attempt_id, callee, amd=amd, timeout=timeout)
+
+    async def place(self, attempt_id: int, callee: Callee, *, amd: bool = True, timeout: float = 60) -> int:
+        """Prepare the audio of an attempt already written (by `call`, or by the dialer's claim)
+        and have the simulated Asterisk place it; returns when the call is over."""
+        with self.db.sessions() as s:
+            attempt = s.get(CallAttempt, attempt_id)
+            assert attempt is not None
+            action_id, number, language = attempt.action_id, attempt.phone, attempt.language
+        self.callees[number.lstrip("+")] = callee
         await self.audio.prepare_attempt(attempt_id)
         prepared = self.audio._ready[action_id].audio
+        self.last_texts = dict(prepared.texts)  # what each phrase says
         self.last_files = dict(prepared.phrases)
         self.last_files.update({f"reply:{code}": f for code, f in prepared.reason_replies.items()})
         self._ended_events[action_id] = asyncio.Event()
         await self.ami.originate(OriginateRequest(
-            action_id=action_id, channel=f"PJSIP/{phone.number.lstrip('+')}@debt-trunk", context=CONTEXT_ROBOT,
+            action_id=action_id, channel=f"PJSIP/{number.lstrip('+')}@debt-trunk", context=CONTEXT_ROBOT,
             exten="s", timeout_ms=30000, caller_id='"Billing" <74950000000>',
             variables={CALL_ID: action_id, AGI_URL: f"agi://127.0.0.1:{self.agi.port}",
                        SCRIPT: ROUTE_DEBT_CALL, LANGUAGE: language, AMD_ENABLED: "1" if amd else "0"},

@@ -11,8 +11,9 @@ from ivr.db.seed import seed
 def test_seed_loads_defaults_once_and_keeps_admin_edits(any_db):
     with any_db.sessions.begin() as s:
         assert s.scalar(select(func.count()).select_from(Reason)) == 8
-        assert [st.code for st in s.scalars(select(LadderStage).order_by(LadderStage.position))] == [
-            "reminder", "firm", "final_warning", "blocked"]
+        assert [(st.code, st.position, st.active) for st in s.scalars(select(LadderStage).order_by(LadderStage.position))] == [
+            ("before_due", 0, False), ("reminder", 1, True), ("firm", 2, True), ("final_warning", 3, True),
+            ("blocked", 4, True)]
         forgot = s.scalar(select(Reason).where(Reason.code == "forgot"))
         assert forgot.actionable is False and forgot.incentive_allowed is False
         forgot.norm_pct = Decimal("40")

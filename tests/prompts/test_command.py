@@ -37,7 +37,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytes
 
 def test_check_passes_on_shipped_templates(env: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*env, "prompts", "check"]) == 0
-    assert "81 templates OK (en, ru, uk)" in capsys.readouterr().out
+    assert "84 templates OK (en, ru, uk)" in capsys.readouterr().out
 
 
 def test_check_names_file_and_line(env: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -98,7 +98,7 @@ def test_render_refuses_unknown_account_and_stage(env: list[str], capsys: pytest
         session.add(Account(external_id="A-1", holder_name="X"))
     db.engine.dispose()
     assert main([*env, "prompts", "render", "--account", "A-1", "--stage", "nope"]) == 2
-    assert "unknown stage 'nope' (stages: reminder, firm, final_warning, blocked)" in capsys.readouterr().err
+    assert "unknown stage 'nope' (stages: before_due, reminder, firm, final_warning, blocked)" in capsys.readouterr().err
     assert main([*env, "prompts", "render", "--account", "A-1", "--today", "18.11.2025"]) == 2
     assert "--today: expected YYYY-MM-DD" in capsys.readouterr().err
 

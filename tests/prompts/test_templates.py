@@ -73,7 +73,7 @@ def test_russian_identity_is_the_brief_wording() -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("name", [n for n in DEBT_MESSAGES if n != "before_due"])
+@pytest.mark.parametrize("name", [n for n in DEBT_MESSAGES if n not in ("before_due", "thank_you")])
 def test_debt_messages_say_amount_service_and_block_date(language: str, name: str) -> None:
     context = sample_context(language)
     text = STORE.render(name, language, context)

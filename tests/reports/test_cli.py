@@ -82,7 +82,7 @@ def test_chart_files(cli_db: list[str], tmp_path: Path, capsys: pytest.CaptureFi
     [
         (["reasons", "--from", "2024-11-31"], "--from: expected a date as YYYY-MM-DD"),
         (["reasons", "--from", "2024-11-10", "--to", "2024-11-01"], "must be after"),
-        (["funnel", *PERIOD_ARGS, "--stage", "firmm"], "unknown stage 'firmm' (stages: reminder, firm"),
+        (["funnel", *PERIOD_ARGS, "--stage", "firmm"], "unknown stage 'firmm' (stages: before_due, reminder, firm"),
         (["work", *PERIOD_ARGS, "--route", "nowhere"], "unknown route 'nowhere' (routes: billing, quality, retention)"),
         (["money", *PERIOD_ARGS, "--days", "-1"], "--days must be 0 or more"),
         (["promises", *PERIOD_ARGS, "--table", "promises"], "--table applies to --format csv only"),

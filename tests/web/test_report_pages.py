@@ -220,7 +220,7 @@ def test_filters_pass_through(history: History, boss: Browser) -> None:
     (f"{NOV}&days=-1", "Окно возврата — целое число дней от 0 до 365, а получено «-1»"),
     (f"{NOV}&days=many", "а получено «many»"),
     (f"{NOV}&granularity=hour", "Неизвестный шаг графика «hour»; возможны: auto, day, week"),
-    (f"{NOV}&stage=nope", "Неизвестный этап «nope»; этапы: reminder, firm, final_warning, blocked"),
+    (f"{NOV}&stage=nope", "Неизвестный этап «nope»; этапы: before_due, reminder, firm, final_warning, blocked"),
     (f"{NOV}&format=xml", "Неизвестный формат «xml»; возможны: html, csv, json"),
 ])
 def test_bad_parameters_give_a_clear_error(history: History, boss: Browser, query: str, expected: str) -> None:
