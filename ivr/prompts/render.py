@@ -40,11 +40,17 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 class TemplateProblem(Exception):
     """A template that cannot be used; str() says where: "debt_soft (ru), line 3: unknown variable 'amont'"."""
 
-    def __init__(self, name: str, line: int | None, message: str, language: str | None = None) -> None:
+    def __init__(self, name: str, line: int | None, message: str, language: str | None = None, *,
+                 key: str = "", params: Mapping[str, Any] | None = None, detail: str = "") -> None:
         self.name = name
         self.line = line
-        self.message = message
+        self.message = message  # English, for logs and the CLI
         self.language = language
+        # for the web UI: the catalogue key of the message (ivr/locale, "tpl_err_<key>") with its
+        # parameters, and Jinja's own words (English, not translatable) when it has any
+        self.key = key
+        self.params = dict(params or {})
+        self.detail = detail
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -258,27 +264,33 @@ class PromptStore:
         try:
             tree = self._env.parse(body)
         except TemplateSyntaxError as exc:
-            raise TemplateProblem(name, exc.lineno, f"syntax error: {exc.message}", language) from None
+            raise TemplateProblem(name, exc.lineno, f"syntax error: {exc.message}", language,
+                                  key="syntax", detail=exc.message or "") from None
         for node_type in (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport):
             found = tree.find(node_type)
             if found is not None:
-                raise TemplateProblem(name, found.lineno, "extends/include/import are not allowed", language)
+                raise TemplateProblem(name, found.lineno, "extends/include/import are not allowed", language,
+                                      key="no_include")
         try:
             declared = meta.find_undeclared_variables(tree)  # compiles: finds unknown filters too
         except TemplateSyntaxError as exc:
-            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language) from None
+            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language,
+                                  key="syntax", detail=exc.message or "") from None
         unknown = declared - set(CONTEXT_DOC) - set(self._env.globals)
         if unknown:
             first = min(unknown, key=lambda v: (self._first_line(tree, v), v))
             hint = difflib.get_close_matches(first, CONTEXT_DOC, n=1)
             message = f"unknown variable '{first}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            raise TemplateProblem(name, self._first_line(tree, first), message, language)
+            raise TemplateProblem(name, self._first_line(tree, first), message, language,
+                                  key="unknown_variable_hint" if hint else "unknown_variable",
+                                  params={"name": first, "hint": hint[0] if hint else ""})
         try:
             # compiled from the checked tree, with every loop and ~ routed through the budget
             code = self._env.compile(self._env.bound_loops(tree))
             template = self._env.template_class.from_code(self._env, code, self._env.make_globals(None), None)
         except TemplateSyntaxError as exc:  # e.g. an unknown filter, found at compile time
-            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language) from None
+            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language,
+                                  key="syntax", detail=exc.message or "") from None
         if len(self._compiled) > 1024:  # bodies are few; this only bounds a pathological editor session
             self._compiled.clear()
         self._compiled[body] = template
@@ -295,13 +307,17 @@ class PromptStore:
         try:
             text = self._render_bounded(template, context)
         except TemplateSyntaxError as exc:
-            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language) from None
+            raise TemplateProblem(name, exc.lineno, exc.message or "syntax error", language,
+                                  key="syntax", detail=exc.message or "") from None
         except Exception as exc:  # anything a template can raise: undefined, security, filter errors
             message = str(exc) or type(exc).__name__
-            raise TemplateProblem(name, _template_line(exc), message, language) from None
+            # the sandbox's limits have one text in the UI; which limit is the (English) detail
+            key = "limit" if isinstance(exc, RenderLimitExceeded) else "render"
+            raise TemplateProblem(name, _template_line(exc), message, language, key=key, detail=message) from None
         text = normalise(text)
         if len(text) > MAX_TEXT_CHARS:
-            raise TemplateProblem(name, None, f"renders to {len(text)} characters (max {MAX_TEXT_CHARS})", language)
+            raise TemplateProblem(name, None, f"renders to {len(text)} characters (max {MAX_TEXT_CHARS})", language,
+                                  key="too_long", params={"n": len(text), "max": MAX_TEXT_CHARS})
         return text
 
     def _render_bounded(self, template: Template, context: Mapping[str, Any]) -> str:

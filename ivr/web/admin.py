@@ -23,8 +23,9 @@ from ivr.dialer.policy import COUNTS, HOLIDAY_POLICIES, ON_END, PERIODS, Stage
 from ivr.dialer.staging import restage_waiting
 from ivr.dialer.thanks import ThanksSettings, is_before_due
 from ivr.web import forms, i18n, runtime_settings
-from ivr.web.common import checked_form, ctx, flash, in_db, redirect, render, require, t
+from ivr.web.common import checked_form, ctx, flash, in_db, lang_of, redirect, render, require, t
 from ivr.web.forms import FormProblems, Problem
+from ivr.web.labels import known_queues, stage_name
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,8 @@ async def reason_edit(request: Request) -> Response:
     if reason_id is not None and reason is None:
         raise HTTPException(404, t(request, "err_not_found"))
     return render(request, "admin/reason_edit.html", {"reason_id": reason_id, "values": _reason_values(reason),
-                                                      "errors": [], "voice_languages": VOICE_LANGUAGES})
+                                                      "errors": [], "voice_languages": VOICE_LANGUAGES,
+                                                      "queue_choices": await in_db(request, known_queues)})
 
 
 async def reason_save(request: Request) -> Response:
@@ -204,6 +206,9 @@ async def reason_save(request: Request) -> Response:
         data = forms.parse_reason(values, languages=VOICE_LANGUAGES, required_language=settings.default_language,
                                   other_codes={r.code for r in others},
                                   other_active_keys={r.key for r in others if r.active})
+        if data.route is not None and data.route not in known_queues(session):
+            # queues are chosen from the list; a name typed into a forged form is refused
+            raise FormProblems([Problem("err_queue_unknown", "route", {"queue": data.route})])
         row = session.get(Reason, reason_id) if reason_id is not None else Reason()
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))
@@ -219,7 +224,7 @@ async def reason_save(request: Request) -> Response:
     except FormProblems as exc:
         return render(request, "admin/reason_edit.html", {
             "reason_id": reason_id, "values": values, "errors": problem_texts(request, exc.problems),
-            "voice_languages": VOICE_LANGUAGES}, status_code=400)
+            "voice_languages": VOICE_LANGUAGES, "queue_choices": await in_db(request, known_queues)}, status_code=400)
     log.info("reason %s saved by %s", values.get("code"), user.username)
     flash(request, t(request, "msg_saved"), "ok")
     return redirect("/admin/reasons")
@@ -233,9 +238,11 @@ async def ladder_page(request: Request) -> Response:
     warnings = []
     active = [s for s in stages if s.active]
     if active and active[-1].on_end == "next":
-        warnings.append(t(request, "warn_last_stage_next", code=active[-1].code))
+        warnings.append(t(request, "warn_last_stage_next",
+                          code=stage_name(lang_of(request), active[-1].code, active[-1].name)))
     thanks = await in_db(request, lambda s: ThanksSettings.from_options(get_options(s)))
-    before_due = [s.code for s in stages if is_before_due(_policy_stage(s))]
+    # by their names in the page's language, as everywhere a stage is shown
+    before_due = [stage_name(lang_of(request), s.code, s.name) for s in stages if is_before_due(_policy_stage(s))]
     return render(request, "admin/ladder.html", {"stages": stages, "warnings": warnings, "thanks": thanks,
                                                  "before_due_codes": before_due})
 

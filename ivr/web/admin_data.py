@@ -29,6 +29,7 @@ from ivr.web.common import (
     require,
     t,
 )
+from ivr.web.labels import known_queues
 from ivr.web.me import clean_timezone, zone_names
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,27 @@ async def optout_delete(request: Request) -> Response:
 
 # --- users --------------------------------------------------------------------------------------
 
+def _chosen_queues(form: Any) -> str:
+    """The queues ticked in the form (one checkbox per queue), as the comma list auth takes."""
+    return ",".join(str(q) for q in form.getlist("queues"))
+
+
+def _check_queues(session: Session, queues: str) -> None:
+    """Queues are ticked from the list; one that is not on it (a forged form) is refused."""
+    known = set(known_queues(session))
+    for queue in auth.normalize_queues(queues):
+        if queue not in known:
+            raise auth.AuthError("err_queue_unknown", f"queue {queue!r} is not in the list", queue=queue)
+
+
 async def users_page(request: Request, error: str = "", status_code: int = 200, values: dict[str, str] | None = None) -> Response:
     await require(request, "admin")
-    users = await in_db(request, lambda s: list(s.scalars(select(User).order_by(User.active.desc(), User.username))))
+    def load(session: Session) -> tuple[list[User], list[str]]:
+        return list(session.scalars(select(User).order_by(User.active.desc(), User.username))), known_queues(session)
+
+    users, queues = await in_db(request, load)
     return render(request, "admin/users.html", {"users": users, "roles": auth.ROLES, "error": error,
+                                                "queue_choices": queues,
                                                 "values": values or {"role": "operator"}, "zones": zone_names(),
                                                 "company_tz": ctx(request).settings.default_timezone},
                   status_code=status_code)
@@ -129,10 +147,12 @@ async def users_page(request: Request, error: str = "", status_code: int = 200, 
 async def user_add(request: Request) -> Response:
     admin_user = await require(request, "admin")
     form = await checked_form(request)
-    values = {k: form_str(form, k) for k in ("username", "role", "phone", "queues")}
+    values = {k: form_str(form, k) for k in ("username", "role", "phone")}
+    values["queues"] = _chosen_queues(form)
     password = str(form.get("password", ""))
 
     def save(session: Session) -> None:
+        _check_queues(session, values["queues"])
         auth.create_user(session, username=values["username"], role=values["role"], password=password,
                          phone=values["phone"], queues=auth.normalize_queues(values["queues"]))
 
@@ -149,7 +169,7 @@ async def user_update(request: Request) -> Response:
     admin_user = await require(request, "admin")
     form = await checked_form(request)
     user_id = int(request.path_params["user_id"])
-    role, phone, queues = form_str(form, "role"), form_str(form, "phone"), form_str(form, "queues")
+    role, phone, queues = form_str(form, "role"), form_str(form, "phone"), _chosen_queues(form)
     active = form_str(form, "active") in {"on", "1", "true"}
     # issue 14: the zone this user's pages show times in; a form without the field keeps it
     typed_tz = form_str(form, "timezone") if "timezone" in form else None
@@ -162,6 +182,7 @@ async def user_update(request: Request) -> Response:
         if row is None:
             raise HTTPException(404, t(request, "err_not_found"))
         auth.validate_role(role)
+        _check_queues(session, queues)
         if row.id == admin_user.id and (not active or role != auth.ROLE_ADMIN):
             # locking yourself out of the admin pages is never what was meant
             raise auth.AuthError("err_self_lockout", "you cannot remove your own admin access")

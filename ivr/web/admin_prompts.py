@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from ivr.db.models import Account, DebtCase, LadderStage, PromptTemplate, Reason
 from ivr.db.options import get_options
+from ivr.web import i18n
 from ivr.web.card import account_zone
 from ivr.web.common import (
     WebContext,
@@ -229,7 +230,22 @@ def _check_target(request: Request, name: str, lang: str) -> None:
     try:
         prompt_store(ctx(request)).file_path(name, lang)
     except TemplateProblem as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise HTTPException(400, problem_text(request, exc)) from None
+
+
+def problem_text(request: Request, exc: Any) -> str:
+    """A TemplateProblem in the page's language: where (template, language, line) and what, from
+    the catalogue (tpl_err_*); Jinja's own message, which is English and cannot be translated, is
+    quoted as its detail."""
+    where = f"{exc.name} ({exc.language})" if exc.language else exc.name
+    if exc.line is not None:
+        where += t(request, "tpl_err_line", line=exc.line)
+    if not exc.key or not i18n.has_key(f"tpl_err_{exc.key}"):
+        return f"{where}: {exc.message}"
+    text = t(request, f"tpl_err_{exc.key}", **exc.params)
+    if exc.detail:
+        text += f" ({t(request, 'tpl_err_detail', detail=exc.detail)})"
+    return f"{where}: {text}"
 
 
 async def prompt_save(request: Request) -> Response:
@@ -250,7 +266,7 @@ async def prompt_save(request: Request) -> Response:
         await run_in_threadpool(store.validate, body, name, lang)
     except TemplateProblem as exc:
         log.info("template %s/%s/%s refused: %s", name, lang, stage, exc)
-        return await _editor(request, name, lang, stage, body=body, error=str(exc), account=account, status_code=400)
+        return await _editor(request, name, lang, stage, body=body, error=problem_text(request, exc), account=account, status_code=400)
 
     if action == "preview":
         return await _preview_response(request, name, lang, stage, body, account)
@@ -286,7 +302,7 @@ async def _preview_response(request: Request, name: str, lang: str, stage: str |
         return await _editor(request, name, lang, stage, body=body, account=account,
                              error=t(request, "err_account_unknown", value=account), status_code=400)
     except TemplateProblem as exc:
-        return await _editor(request, name, lang, stage, body=body, account=account, error=str(exc), status_code=400)
+        return await _editor(request, name, lang, stage, body=body, account=account, error=problem_text(request, exc), status_code=400)
     try:
         parts, spans, pack_name = await run_in_threadpool(_voice_parts, web, text, lang, context)
     except Exception as exc:  # a broken pack or missing engine must not cost the text preview

@@ -27,6 +27,7 @@ from ivr.db.models import User
 from ivr.web import i18n
 from ivr.web.auth import CSRF_FIELD, LoginLimiter, allowed, csrf_ok, csrf_token
 from ivr.web.deps import ClickToCall
+from ivr.web.labels import labeller
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -194,6 +195,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
         "lang": lang,
         "languages": i18n.LANGUAGES,
         "has_key": i18n.has_key,
+        "label": labeller(lang),  # label(prefix, code): a code by its catalogue label (ivr.web.labels)
         "user": request.scope.get("ivr.user"),
         "csrf": csrf_token(request.session),
         "flashes": request.session.pop("flash", []) if "flash" in request.session else [],

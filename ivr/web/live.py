@@ -38,6 +38,7 @@ from ivr.web.common import (
     require,
     t,
 )
+from ivr.web.labels import label
 from ivr.web.live_data import snapshot
 from ivr.web.live_forecast import LiveForecast
 
@@ -153,7 +154,10 @@ async def resume_submit(request: Request) -> Response:
 
 
 def _what(request: Request, scope: str, key: str) -> str:
-    return t(request, "live_scope_global") if scope == pauses.GLOBAL else f"{t(request, 'live_scope_' + scope)} {key}"
+    if scope == pauses.GLOBAL:
+        return t(request, "live_scope_global")
+    shown = label(lang_of(request), "ladder_stage_", key) if scope == "stage" else key
+    return f"{t(request, 'live_scope_' + scope)} {shown}"
 
 
 def routes() -> list[BaseRoute]:

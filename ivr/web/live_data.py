@@ -68,6 +68,13 @@ def _lines(settings: Settings, peers: list[heartbeat.Peer], in_flight: dict[str,
             for name in sorted(set(limits) | set(in_flight))]
 
 
+def _label(t: Translate, has_key: Callable[[str], bool], prefix: str, code: str | None) -> str:
+    """A code by its catalogue label (ivr.web.labels), or the code when there is none."""
+    if not code:
+        return ""
+    return t(f"{prefix}{code}") if has_key(f"{prefix}{code}") else code
+
+
 def _calls(session: Session, now: dt.datetime, t: Translate, has_key: Callable[[str], bool]) -> list[dict[str, Any]]:
     rows = session.execute(
         select(CallAttempt.id, CallAttempt.action_id, CallAttempt.state, CallAttempt.stage_code, CallAttempt.server,
@@ -91,6 +98,7 @@ def _calls(session: Session, now: dt.datetime, t: Translate, has_key: Callable[[
         started = r.originated_at or r.created_at
         calls.append({
             "id": r.action_id, "account": r.external_id, "stage": r.stage_code or "", "server": r.server or "",
+            "stage_label": _label(t, has_key, "ladder_stage_", r.stage_code),
             "purpose": r.purpose, "state": r.state, "step": latest.get(r.id) or "",
             "step_label": step_label(t, has_key, latest.get(r.id), r.state),
             "since": _iso(started), "seconds": max(0, int((naive_now - started).total_seconds())),
@@ -179,14 +187,24 @@ def snapshot(session: Session, settings: Settings, now: dt.datetime, plan: Outlo
     in_flight = {server or "?": int(n) for server, n in session.execute(
         select(CallAttempt.server, func.count()).where(CallAttempt.state.in_(IN_FLIGHT)).group_by(CallAttempt.server))}
     health = _health(peers)
-    health["last_errors"] = _last_errors(session, start)
+    health["last_errors"] = [{**e, "result_label": _label(t, has_key, "fault_", e["result"])}
+                             for e in _last_errors(session, start)]
+    outcomes = _outcomes(session, start)
+    queues = [{**q, "label": _label(t, has_key, "queue_", q["queue"])} for q in _queues(session, start)]
+    pauses_shown = []
+    for p in pauses.list_active(session):
+        shown = p.to_dict()
+        if shown.get("scope") == "stage":
+            shown["key_label"] = _label(t, has_key, "ladder_stage_", str(shown.get("key") or ""))
+        pauses_shown.append(shown)
     return {
         "at": _iso(now),
         "lines": _lines(settings, peers, in_flight, paused),
         "calls": _calls(session, now, t, has_key),
         "plan": {**plan.to_dict(), **_today(session, start, end)},
-        "outcomes_today": _outcomes(session, start),
-        "queues": _queues(session, start),
+        "outcomes_today": outcomes,
+        "outcome_labels": {k: _label(t, has_key, "outcome_", k) for k in outcomes},
+        "queues": queues,
         "health": health,
-        "pauses": [p.to_dict() for p in pauses.list_active(session)],
+        "pauses": pauses_shown,
     }

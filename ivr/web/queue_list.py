@@ -19,6 +19,7 @@ from ivr.db.models import Account, CallbackTask, DebtCase, LadderStage, Reason, 
 from ivr.dialer.policy import Rules, load_rules
 from ivr.dialer.windows import holiday_checker, is_callable, stage_window_open
 from ivr.web.card import account_zone, reason_label
+from ivr.web.labels import stage_name
 from ivr.web.search import search_conditions
 from ivr.web.tasks import naive_utc
 
@@ -195,5 +196,6 @@ def list_open_tasks(session: Session, f: TaskFilter, scope: Sequence[str] | None
 def filter_choices(session: Session, lang: str) -> dict[str, list[tuple[str, str]]]:
     """The values the reason and stage filters offer."""
     reasons = [(r.code, reason_label(r, lang)) for r in session.scalars(select(Reason).order_by(Reason.position, Reason.id))]
-    stages = [(s.code, s.name) for s in session.scalars(select(LadderStage).order_by(LadderStage.position))]
+    stages = [(s.code, stage_name(lang, s.code, s.name))
+              for s in session.scalars(select(LadderStage).order_by(LadderStage.position))]
     return {"reasons": reasons, "stages": stages}

@@ -43,6 +43,8 @@ _VALUE_TEXT = {
     ("reasons", "categories", "category"): "category_",
     ("money", "recovery", "group"): "rep_group_",
     ("work", "callbacks", "queue"): "queue_",
+    ("funnel", "faults", "result"): "fault_",
+    ("promises", "promises", "stage"): "ladder_stage_",
 }
 
 
@@ -316,7 +318,8 @@ def for_chart(report: Any, tr: Translate) -> Any:
     if report.name == "work":
         return replace(report, routes=[replace(r, queue=text_or(tr, f"queue_{r.queue}", r.queue)) for r in report.routes])
     if report.name == "promises":
-        return replace(report, by_stage=[replace(r, stage=tr("rep_no_stage")) if r.stage == NO_STAGE else r
+        return replace(report, by_stage=[replace(r, stage=tr("rep_no_stage") if r.stage == NO_STAGE
+                                                 else text_or(tr, f"ladder_stage_{r.stage}", r.stage))
                                          for r in report.by_stage])
     return report
 

@@ -55,7 +55,7 @@ def test_admin_templates_windows_classifier_import(chromium: Any, live_server: L
         page.fill("#template-body", "Здравствуйте! Вас беспокоит {{ company ")
         page.click("#save-template")
         error = page.locator("#template-error")
-        assert "greeting (ru), line 1: syntax error" in error.inner_text()
+        assert "greeting (ru), строка 1: синтаксическая ошибка" in error.inner_text()
         assert page.locator("#template-body").input_value() == "Здравствуйте! Вас беспокоит {{ company "
         assert _overrides(live_server) == []
         screenshot(page, "template-refused")

@@ -230,3 +230,53 @@ def test_tokens_shown_once_and_revoked(db: Database, as_admin: Browser) -> None:
     assert as_admin.post(f"/admin/tokens/{row.id}/revoke").status_code == 303
     with db.sessions() as s:
         assert s.get_one(ApiToken, row.id).revoked_at is not None
+
+
+def test_reason_route_is_chosen_from_the_labelled_queues(db: Database, as_admin: Browser) -> None:
+    page = as_admin.get("/admin/reasons/new").text
+    assert '<select name="route">' in page and '<input name="route"' not in page
+    assert '<option value="retention">Удержание</option>' in page
+    assert '<option value="billing">Вопросы по счетам</option>' in page
+    # a name typed into a forged form is not a queue anybody works
+    response = as_admin.post("/admin/reasons/new", _reason_form(actionable="on", route="nowhere"))
+    assert response.status_code == 400 and "очереди «nowhere» нет в списке" in response.text
+    with db.sessions() as s:
+        assert s.scalar(select(Reason).where(Reason.code == "late_salary")) is None
+    assert as_admin.post("/admin/reasons/new", _reason_form(actionable="on", route="retention")).status_code == 303
+    listing = as_admin.get("/admin/reasons").text
+    assert "<td>Удержание</td>" in listing or ">Удержание<" in listing
+
+
+def test_user_queues_are_ticked_from_the_list_and_shown_by_label(db: Database, as_admin: Browser) -> None:
+    response = as_admin.post("/admin/users", {"username": "olga", "role": "operator", "password": "long password",
+                                              "queues": ["billing", "quality"]})
+    assert response.status_code == 303
+    with db.sessions() as s:
+        olga = s.scalars(select(User).where(User.username == "olga")).one()
+        assert olga.queues == ["billing", "quality"]
+    page = as_admin.get("/admin/users").text
+    assert f'<input type="checkbox" name="queues" value="quality" form="user-{olga.id}" checked> Качество услуги' in page
+    assert f'<input type="checkbox" name="queues" value="retention" form="user-{olga.id}"> Удержание' in page
+    assert 'size="16" placeholder' not in page  # no free-text queue field left
+    assert as_admin.post(f"/admin/users/{olga.id}", {"role": "operator", "active": "on",
+                                                     "queues": ["retention"]}).status_code == 303
+    with db.sessions() as s:
+        assert s.get_one(User, olga.id).queues == ["retention"]
+    forged = as_admin.post(f"/admin/users/{olga.id}", {"role": "operator", "active": "on", "queues": ["nowhere"]})
+    assert forged.status_code == 400 and "очереди «nowhere» нет в списке" in forged.text
+    with db.sessions() as s:
+        assert s.get_one(User, olga.id).queues == ["retention"]
+
+
+def test_codes_are_shown_by_their_labels(db: Database, as_admin: Browser) -> None:
+    assert as_admin.post("/admin/optouts", {"phone": "8 (916) 555-44-33"}).status_code == 303
+    page = as_admin.get("/admin/optouts").text
+    assert "<td>администратор</td>" in page and "<td>admin</td>" not in page
+    ladder = as_admin.get("/admin/ladder").text
+    assert "<td>Мягкое напоминание</td>" in ladder and "Soft reminder" not in ladder
+    as_admin.post("/lang", {"lang": "uk", "next": "/admin/ladder"})
+    ladder = as_admin.get("/admin/ladder").text
+    assert "<td>Послугу обмежено</td>" in ladder and "Service restricted" not in ladder
+    prompt = as_admin.get("/admin/prompts/edit?name=menu&lang=ru&stage=").text
+    assert "Головне меню: 1 — дата" in prompt and "Main menu" not in prompt
+    assert "Назва компанії (налаштування)" in prompt and "Company name" not in prompt

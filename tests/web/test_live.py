@@ -65,8 +65,12 @@ def test_live_json_shows_lines_calls_plan_queues_health_and_pauses(db: Database,
     assert plan["in_flight"] == 2 and plan["remaining"] == 1  # A-3's case; the two in flight are not left
     assert plan["due_today"] == 3  # A-3 was dialled today and is still due: counted once
     assert "waiting_window" in plan and "first_local" in plan["waiting_window"]
-    assert data["queues"] == [{"queue": "quality", "raised_today": 1, "done_today": 0, "open": 1, "results": {}}]
+    assert data["queues"] == [{"queue": "quality", "raised_today": 1, "done_today": 0, "open": 1, "results": {},
+                               "label": "Качество услуги"}]
     assert data["outcomes_today"] == {"reason": 1}
+    # codes go with their labels in the page's language, so the page never shows a raw code
+    assert data["outcome_labels"] == {"reason": "назвал причину"}
+    assert calls["talk-2"]["stage"] == "reminder" and calls["talk-2"]["stage_label"] == "Мягкое напоминание"
     health = data["health"]
     assert health["running"] and {a["server"]: a["connected"] for a in health["ami"]} == {"pbx1": True, "pbx2": False}
     assert health["ami"][1]["last_error"] == "connection refused"
@@ -167,3 +171,23 @@ def test_live_forecast_local_times_are_never_bare_utc() -> None:
     assert out["opens_local"] == "09:00"
     assert out["finish_local"] == "20.11 00:30"  # past midnight in Moscow: the date is shown
     assert [r["finish_local"] for r in out["by_lines"]] == ["20.11 00:30", None]
+
+
+def test_live_json_labels_codes_in_ukrainian(db: Database, browser: Any, users: dict[str, int]) -> None:
+    """Stages, spoiled calls' results, queues and outcomes come with their labels in the page's
+    language (here Ukrainian), so neither the page nor live.js shows a code."""
+    with db.sessions.begin() as s:
+        account = make_account(s, "A-1")
+        in_flight(s, account, "talk-1", "answered", started=NAIVE_NOW, steps=("greet",))
+        spoiled = in_flight(s, make_account(s, "A-2", phones=("+79160000002",)), "cut-2", "done",
+                            started=NAIVE_NOW - dt.timedelta(minutes=5))
+        spoiled.result, spoiled.ended_at = "interrupted", NAIVE_NOW - dt.timedelta(minutes=4)
+    operator = browser("op1")
+    operator.post("/lang", {"lang": "uk", "next": "/live"})
+    data = operator.get("/live.json").json()
+    assert data["calls"][0]["stage_label"] == "М'яке нагадування"
+    assert [(e["result"], e["result_label"]) for e in data["health"]["last_errors"]] == [
+        ("interrupted", "перервано з нашого боку")]
+    page = operator.get("/live").text
+    assert "перервано з нашого боку" in page
+    assert "М&#39;яке нагадування" in page  # escaped apostrophe

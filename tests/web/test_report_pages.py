@@ -97,7 +97,9 @@ def test_funnel_page(history: History, boss: Browser) -> None:
 
 def test_promises_page(history: History, boss: Browser) -> None:
     html = boss.get(f"/reports/promises?{NOV}").text
-    assert _row(html, "promises", "reminder") == ["reminder", "4", "2", "1", "0", "1", "66,67"]
+    # stages by their names in the page's language, never their codes
+    assert _row(html, "promises", "Мягкое напоминание") == ["Мягкое напоминание", "4", "2", "1", "0", "1", "66,67"]
+    assert ">reminder<" not in html
     assert _row(html, "promises", "итого") == ["итого", "6", "2", "2", "1", "1", "50,00"]
     assert '<tr class="total">' in html
     assert f"Доля выполненных</dt><dd class=\"num\">50,00{NBSP}%" in html
@@ -202,7 +204,7 @@ def test_filters_pass_through(history: History, boss: Browser) -> None:
     work = boss.get(f"/reports/work?{NOV}&route=quality").text
     assert [r[0] for r in _cells(work, "callbacks")] == ["Качество услуги", "итого"]
     promises = boss.get(f"/reports/promises?{NOV}&stage=firm").text
-    assert [r[0] for r in _cells(promises, "promises")] == ["firm", "итого"]
+    assert [r[0] for r in _cells(promises, "promises")] == ["Настойчивое напоминание", "итого"]
     money = boss.get(f"/reports/money?{NOV}&days=0").text
     assert "Возвращено за 0 дн. после дозвона" in money
     # a route is not a filter of the funnel: ignored there, not an error

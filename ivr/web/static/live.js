@@ -66,7 +66,7 @@
     rows.forEach(function (r) { body.appendChild(r); });
   }
   function what(p) {
-    return p.scope === "global" ? labels.global : (labels[p.scope] || p.scope) + " " + p.key;
+    return p.scope === "global" ? labels.global : (labels[p.scope] || p.scope) + " " + (p.key_label || p.key);
   }
   function resumeForm(p) {
     var td = document.createElement("td");
@@ -101,10 +101,10 @@
       return row([l.server, num(l.in_use), num(l.limit === null ? "?" : l.limit), l.paused ? labels.paused : ""]);
     }));
     fill("live-calls", data.calls.length ? data.calls.map(function (c) {
-      return row([c.account, c.stage, c.server, c.step_label, num(c.seconds)], { "data-call": c.id, "data-stage": c.stage });
+      return row([c.account, c.stage_label || c.stage, c.server, c.step_label, num(c.seconds)], { "data-call": c.id, "data-stage": c.stage });
     }) : [empty(5, labels.no_calls)]);
     fill("live-queues", data.queues.length ? data.queues.map(function (q) {
-      return row([q.queue, num(q.raised_today), num(q.done_today), num(q.open)]);
+      return row([q.label || q.queue, num(q.raised_today), num(q.done_today), num(q.open)]);
     }) : [empty(4, labels.no_queues)]);
     var health = [];
     if (!data.health.running) {
@@ -118,7 +118,7 @@
       health.push(el("li", labels.dialing + ": " + (d.ok ? labels.ok : labels.stopped + " " + d.reason) + " (" + when(d.since) + ")"));
     });
     data.health.last_errors.forEach(function (e) {
-      health.push(el("li", [when(e.at), e.server, e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
+      health.push(el("li", [when(e.at), e.server, e.result_label || e.result, e.cause === null ? "" : e.cause].join(" "), "muted"));
     });
     fill("live-health", health);
     document.querySelectorAll("[data-plan]").forEach(function (cell) {
@@ -128,7 +128,9 @@
       });
       cell.textContent = value === null || value === undefined ? "" : String(value);
     });
-    var outcomes = Object.keys(data.outcomes_today).sort().map(function (k) { return k + ": " + data.outcomes_today[k]; });
+    var outcomes = Object.keys(data.outcomes_today).sort().map(function (k) {
+      return ((data.outcome_labels || {})[k] || k) + ": " + data.outcomes_today[k];
+    });
     document.getElementById("live-outcomes").textContent = outcomes.join(", ");
     drawForecast(data.forecast, data.forecast_error);
     root.setAttribute("data-updated", String(Date.now()));
