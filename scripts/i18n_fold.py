@@ -55,7 +55,13 @@ def load_strings(path: Path) -> dict[str, dict[str, str]]:
     if spec is None or spec.loader is None:
         raise FoldError(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # no __pycache__ next to the module: it is about to be deleted, and a refused fold must leave
+    # the folder exactly as it was
+    writing, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writing
     strings = getattr(module, "STRINGS", None)
     if not isinstance(strings, dict):
         raise FoldError(f"{path}: no STRINGS dict")
