@@ -53,6 +53,7 @@ class Services:
     scheduler: Any = None
     web_task: asyncio.Task[None] | None = None
     web_server: Any = None
+    web_process: Any = None  # ivr.web.process.WebProcess when the web UI runs in its own process
     sim: Any = None
     monitor: Any = None
     push_stop: asyncio.Event | None = None
@@ -124,7 +125,12 @@ async def start_services(
     with_web: bool = True,
     run_dialer_loop: bool = True,
     ladder_seconds: float = 60.0,
+    isolate: bool = False,
 ) -> Services:
+    """Start the parts. `isolate` (`ivr run`): keep work that can stall calls out of this
+    process: the web UI is served by a child process (ivr.web.process) and the ladder passes run
+    in the import process (ivr.jobs). Without it (the demo, whose clock is fast and in-process,
+    and tests that share an in-memory database) everything runs here."""
     # Listening sockets first: a port in use fails here, before anything was started.
     web_sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT") if with_web else None
     # one writer thread stores the facts of every call of this process (group commit)
@@ -184,9 +190,15 @@ async def start_services(
     if with_dialer and services.dialer is not None:
         from ivr.web.tasks import release_idle_claims
 
+        runner = None
+        if isolate:
+            from ivr import jobs
+
+            # `ivr run`: the ladder pass (every new case after a big import) in the import process
+            runner = jobs.ladder_runner(db.sessions, settings.default_timezone)
         sched = build_scheduler(sessions=db.sessions, rules_loader=rules_loader_for(settings), clock=clock,
                                 dialer=services.dialer if run_dialer_loop else None, ladder_seconds=ladder_seconds,
-                                ladder_at_start=True)
+                                ladder_at_start=True, ladder_runner=runner)
 
         def release_idle() -> None:
             with db.sessions.begin() as session:
@@ -200,6 +212,17 @@ async def start_services(
         start_billing_push(services)
 
     if with_web:
+        from ivr.web.deps import AmiClickToCall
+
+        assert web_sock is not None
+        first = next(iter(services.ami.values()), None)
+        click = AmiClickToCall(first, settings, sessions=db.sessions, clock=clock) if first else None
+        if isolate:
+            from ivr.web.process import WebProcess
+
+            services.web_process = WebProcess(settings, web_sock, click)
+            services.web_process.start()
+            return services
         import uvicorn
 
         if with_agi:
@@ -211,15 +234,11 @@ async def start_services(
 
         from ivr.commands.web_cmd import uvicorn_config
         from ivr.web.app import create_app
-        from ivr.web.deps import AmiClickToCall
 
-        first = next(iter(services.ami.values()), None)
-        click = AmiClickToCall(first, settings, sessions=db.sessions, clock=clock) if first else None
         app = create_app(settings=settings, sessions=db.sessions, clock=clock, click_to_call=click,
                          audio_cache=audio.preparer.cache, prompt_store=audio.preparer.store)
         config = uvicorn_config(app, settings)
         web_server = embedded_server(uvicorn, config)
-        assert web_sock is not None
         services.web_server = web_server
         services.web_task = asyncio.create_task(web_server.serve(sockets=[web_sock]))
         log.info("web UI on http://%s:%s/", settings.web_host, settings.web_port)
@@ -248,7 +267,9 @@ def service_info(services: Services) -> dict[str, Any]:
         "agi": None if services.agi is None else {
             "host": settings.agi_host, "port": services.agi.port, "public_url": settings.agi_public_url,
             "load": services.agi.load.snapshot().as_dict()},
-        "web": None if services.web_server is None else f"http://{settings.web_host}:{settings.web_port}/",
+        "web": None if services.web_server is None and services.web_process is None
+        else f"http://{settings.web_host}:{settings.web_port}/",
+        "web_pid": None if services.web_process is None else services.web_process.pid,
         "ami": {name: {"host": c.host, "port": c.port, "connected": c.connected,
                        "since": c.state_since.isoformat(timespec="seconds"), "last_error": c.last_error}
                 for name, c in services.ami.items()},
@@ -310,6 +331,8 @@ async def stop_services(services: Services, *, grace: float = 10.0) -> None:
         services.web_server.should_exit = True
         if services.web_task is not None:
             await asyncio.wait([services.web_task], timeout=5)
+    if services.web_process is not None:
+        await services.web_process.stop()
     if services.agi is not None:
         await services.agi.stop(grace=grace)
     if services.writer is not None:

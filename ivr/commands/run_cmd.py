@@ -1,4 +1,5 @@
-"""`ivr run`: FastAGI server, dialer and web UI in one process.
+"""`ivr run`: FastAGI server and dialer in one process, the web UI in a child process it supervises
+(ivr.web.process).
 
 With Asterisk servers in the settings it dials through them; with none, it starts the built-in
 simulator as the telephone network (and says so loudly) so that a fresh checkout runs with no
@@ -30,7 +31,7 @@ AMI_WAIT = 8.0  # seconds to wait for the first AMI login at start
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("run", help="run FastAGI server, dialer and web UI in one process")
+    parser = subparsers.add_parser("run", help="run FastAGI server, dialer and web UI (the web UI in a child process)")
     parser.add_argument("--no-web", action="store_true", help="do not start the web UI")
     parser.add_argument("--no-dialer", action="store_true", help="do not place calls (FastAGI + web only)")
     parser.add_argument("--grace", type=float, default=120.0,
@@ -94,7 +95,7 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
     services = None
     try:
         services = await start_services(settings, db, clock, servers=servers, with_web=not args.no_web,
-                                        with_dialer=not args.no_dialer, run_dialer_loop=False)
+                                        with_dialer=not args.no_dialer, run_dialer_loop=False, isolate=True)
         services.sim = sim
         await _check_asterisk(services.ami)
     except BaseException:
@@ -118,6 +119,11 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
     monitor_stop = asyncio.Event()
     monitor_task = asyncio.create_task(monitor.run(monitor_stop))
     dialer_task = None
+    from ivr.agi.server import freeze_startup_objects
+
+    # as in `ivr agi-server`: start-up objects out of the collector's view, full collections rare
+    # (they stalled every call's next command at thousands of calls held, issue 12)
+    freeze_startup_objects()
     if services.dialer is not None:
         services.spawn(_warm_up(services.audio))
         dialer_task = asyncio.create_task(services.dialer.run(stop))

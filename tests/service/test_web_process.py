@@ -1,0 +1,81 @@
+"""`ivr run` serves the web UI from a child process (issue 12: web work never holds the GIL the
+calls need): the real `ivr run`, its real child, a real HTTP client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.service.harness import Service
+
+SIM = ["--sim-lines", "2"]
+WEB_LINE = r"web UI on http://\S+ \(web process (\d+)\)"
+
+
+def login_page(service: Service) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.web_port}/login", timeout=60) as reply:
+        return int(reply.status)
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie nobody reaped yet (PID 1 of a container may not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def wait_gone(pid: int, timeout: float, service: Service) -> None:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} still running after {timeout:.0f}s:\n{service.log_tail()}")
+        time.sleep(0.2)
+
+
+def web_pid(service: Service, count: int = 1) -> int:
+    import re
+
+    line = service.wait_for(WEB_LINE, timeout=180, count=count)[count - 1]
+    match = re.search(WEB_LINE, line.text)
+    assert match is not None
+    return int(match.group(1))
+
+
+def test_web_ui_runs_in_a_supervised_child_that_outlives_ctrl_c_until_calls_are_done(tmp_path: Path) -> None:
+    service = Service(tmp_path / "robot", SIM).start()
+    try:
+        first = web_pid(service)
+        assert service.proc is not None and first != service.proc.pid
+        assert login_page(service) == 200
+
+        # a web process that dies is started again; the listening socket stayed open meanwhile
+        os.kill(first, signal.SIGKILL)
+        service.wait_for(rf"the web UI process {first} ended", timeout=60)
+        second = web_pid(service, count=2)
+        assert second != first
+        assert login_page(service) == 200
+
+        # Ctrl-C reaches the whole process group: the web UI ignores it, `ivr run` stops it
+        os.kill(second, signal.SIGINT)
+        assert login_page(service) == 200
+        assert service.stop(signal.SIGINT) == 0
+        wait_gone(second, 60, service)
+        assert "web UI process" in service.log() and service.log().count("ended (exit code") == 1
+    finally:
+        service.kill()
+
+
+def test_web_process_stops_when_ivr_run_is_killed(tmp_path: Path) -> None:
+    service = Service(tmp_path / "robot", SIM).start()
+    try:
+        pid = web_pid(service)
+        assert login_page(service) == 200
+        service.kill()  # SIGKILL: no chance to stop its children
+        wait_gone(pid, 60, service)
+    finally:
+        service.kill()
