@@ -1,13 +1,14 @@
-"""Heavy work the web UI and the API start, kept away from the calls (issue 12).
+"""Heavy work the web UI and the API start, kept away from the calls and the pages (issue 12).
 
-In `ivr run` the web UI shares its process with the FastAGI server. A billing import of hundreds
-of thousands of rows is seconds of pure-Python CPU: in a worker thread it still holds the GIL,
-and every call's next command waits behind it (a 50,000-row upload raised the call turnaround
-p99 from 49 ms to 2.0 s). So when `offload_imports()` was called (runtime.start_services does it
-when the web UI and FastAGI share a process), imports run in a separate **process** (one,
-spawned once and reused; spawn, not fork: nothing of the parent's event loop, threads or
-database connections is inherited) with its own database engine. `ivr web` alone and the tests
-keep the in-process thread pool: there are no calls to protect there.
+A billing import of hundreds of thousands of rows is seconds of pure-Python CPU: in a worker
+thread it holds the GIL of whatever process serves the web UI. In `ivr run` the web UI has its
+own process (ivr.web.process), and with the FastAGI server in the same process (the demo) every
+call's next command waited behind an import (a 50,000-row upload raised the call turnaround p99
+from 49 ms to 2.0 s). So when `offload_imports()` was called (the web process of `ivr run`, and
+start_services when the web UI and FastAGI share a process), imports run in a separate **process**
+(one, spawned once and reused; spawn, not fork: nothing of the parent's event loop, threads or
+database connections is inherited) with its own database engine, at a lower CPU priority.
+`ivr web` alone and the tests keep the in-process thread pool.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import datetime as dt
 import io
 import logging
 import multiprocessing
+import os
 import threading
 from typing import Any
 
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
+IMPORT_NICE = 10  # the import process's priority drop: on a small machine the calls get the cores first
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _offload = False
@@ -91,12 +94,60 @@ def _import_file_in_child(kind: str, database_url: str, path: str, options: dict
         engine.dispose()
 
 
+def _init_child(log_level: int) -> None:
+    """In the import process: the parent's log level (its lines are the robot's log too), and a
+    lower priority: an import may take a minute of both cores (its parser workers inherit the
+    priority); the calls' process must not wait for a CPU behind it."""
+    from ivr.logsetup import configure_logging
+
+    configure_logging(log_level)
+    try:
+        os.nice(IMPORT_NICE)
+    except OSError:  # not permitted (a container's seccomp profile): imports run at normal priority
+        log.warning("could not lower the import process's priority")
+
+
+_child_engines: dict[str, Any] = {}
+
+
+def _ladder_in_child(database_url: str, default_timezone: str, now: dt.datetime) -> Any:
+    """Runs in the import process: one ladder pass (ivr.dialer.scheduler.ladder_tick's work)."""
+    from ivr.db.base import make_engine, make_session_factory
+    from ivr.dialer.ladder import advance_cases
+    from ivr.dialer.policy import load_rules
+
+    engine = _child_engines.get(database_url)
+    if engine is None:  # kept between ticks: one a minute would rebuild it for nothing
+        engine = _child_engines[database_url] = make_engine(database_url)
+    with make_session_factory(engine).begin() as session:
+        return advance_cases(session, load_rules(session, default_timezone), now)
+
+
+def ladder_runner(sessions: sessionmaker[Session], default_timezone: str) -> Any:
+    """A ladder pass for `ivr run`'s scheduler that runs in the import process: after a big
+    import the pass examines every new case (hundreds of thousands of rows of ORM work), which in
+    the scheduler's thread would hold the GIL the calls need. Blocking (the scheduler's thread
+    waits without holding the GIL); returns the LadderReport."""
+    url = _database_url(sessions)
+
+    def run(now: dt.datetime) -> Any:
+        try:
+            return _process_pool().submit(_ladder_in_child, url, default_timezone, now).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            log.error("the import process died during a ladder pass; the next pass starts a new one")
+            shutdown()
+            raise
+
+    return run
+
+
 def _process_pool() -> concurrent.futures.ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ProcessPoolExecutor(max_workers=1,
-                                                           mp_context=multiprocessing.get_context("spawn"))
+            _pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, initializer=_init_child, initargs=(logging.getLogger().getEffectiveLevel(),),
+                mp_context=multiprocessing.get_context("spawn"))
         return _pool
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ivr import jobs
 from ivr.billing.importer import ImportFileError
@@ -75,3 +75,28 @@ def test_the_wizards_confirmed_file_imports_in_the_import_process_with_its_mappi
     with db.sessions() as s:
         assert s.scalar(select(Account.external_id)) == "W-1"
     assert jobs._pool is not None and os.getpid() not in list(jobs._pool._processes)  # type: ignore[union-attr]
+
+
+def test_ivr_runs_ladder_pass_runs_in_the_import_process_and_stages_the_new_cases(db: Database, tmp_path: Path) -> None:
+    """`ivr run` (start_services(isolate=True)) hands every ladder pass to the import process: after
+    a big import it examines every new case, ORM work that would hold the calls' GIL."""
+    from ivr.billing.importer import import_accounts
+    from ivr.db.models import DebtCase
+    from tests.service.harness import accounts_csv
+
+    today = dt.date.today()
+    path = tmp_path / "accounts.csv"
+    accounts_csv(path, 3, today=today)
+    import_accounts(db.sessions, path, settings=Settings(), today=today)
+    with db.sessions.begin() as s:  # the importer staged them; unstaged, the pass has work to do
+        s.execute(update(DebtCase).values(stage_code=None))
+    try:
+        run = jobs.ladder_runner(db.sessions, "Europe/Moscow")
+        report = run(dt.datetime.now(dt.UTC))
+        assert jobs._pool is not None and os.getpid() not in list(jobs._pool._processes)  # type: ignore[union-attr]
+    finally:
+        jobs.shutdown()
+    assert report.examined >= 3 and report.changed == 3 and report.failed == 0
+    with db.sessions() as s:
+        staged = s.scalar(select(func.count()).select_from(DebtCase).where(DebtCase.stage_code.is_not(None)))
+    assert staged == 3

@@ -34,10 +34,16 @@ def ladder_tick(sessions: Sessions, rules_loader: RulesLoader, clock: Clock) -> 
         return advance_cases(session, rules_loader(session), clock.now())
 
 
-def make_ladder_job(sessions: Sessions, rules_loader: RulesLoader, clock: Clock) -> Callable[[], None]:
+def make_ladder_job(sessions: Sessions, rules_loader: RulesLoader, clock: Clock,
+                    runner: Callable[[datetime], Any] | None = None) -> Callable[[], None]:
+    """`runner(now)` runs the pass elsewhere (`ivr run`: ivr.jobs.ladder_runner, another process)."""
+
     def job() -> None:
         try:
-            ladder_tick(sessions, rules_loader, clock)
+            if runner is not None:
+                runner(clock.now())
+            else:
+                ladder_tick(sessions, rules_loader, clock)
         except Exception:  # noqa: BLE001 - log and try again next tick
             log.exception("ladder tick failed")
 
@@ -55,6 +61,7 @@ def build_scheduler(
     reconcile_seconds: float | None = None,
     scheduler: AsyncIOScheduler | None = None,
     ladder_at_start: bool = False,
+    ladder_runner: Callable[[datetime], Any] | None = None,
 ) -> AsyncIOScheduler:
     """Add the dialer's jobs to `scheduler` (a new AsyncIOScheduler by default); not started.
 
@@ -68,7 +75,7 @@ def build_scheduler(
     sched = scheduler or AsyncIOScheduler(job_defaults=dict(JOB_DEFAULTS))
     first: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if ladder_at_start else {}
     sched.add_job(
-        make_ladder_job(sessions, rules_loader, clock), IntervalTrigger(seconds=ladder_seconds),
+        make_ladder_job(sessions, rules_loader, clock, ladder_runner), IntervalTrigger(seconds=ladder_seconds),
         id=LADDER_JOB, replace_existing=True, **JOB_DEFAULTS, **first,
     )
     if dialer is not None:
