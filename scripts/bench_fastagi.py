@@ -703,8 +703,10 @@ class AsteriskSide(asyncio.Protocol):
         gen = self.gen
         if self.step == 0:
             gen.first.append(now - self.started)
+            gen.first_at.append(now)
         else:
             gen.turnaround.append(now - self.sent_at)
+            gen.turn_at.append(now)  # perf_counter is CLOCK_MONOTONIC: comparable across processes
         if self.step >= len(VERBS) or not line.startswith(VERBS[self.step]):
             gen.errors.append(f"{self.call_id} step {self.step}: got {line[:80]!r}")
             assert self.transport is not None
@@ -761,6 +763,8 @@ class LoadGen:
         self.env_lines = recorded_env_template()
         self.turnaround = array("d")
         self.first = array("d")
+        self.turn_at = array("d")  # when each turnaround / first command was read (time.perf_counter)
+        self.first_at = array("d")
         self.errors: list[str] = []
         self.commands = 0
         self.active = 0
@@ -838,6 +842,7 @@ class LoadGen:
             "elapsed": t_end - t0, "completed": len(self.completed_at), "errors": self.errors,
             "commands": self.commands, "peak": self.peak, "turnaround": list(self.turnaround),
             "first": list(self.first), "steady_rate": steady_rate,
+            "turn_at": list(self.turn_at), "first_at": list(self.first_at),
             "overall_rate": len(self.completed_at) / max(t_end - t0, 1e-9), "capture": self.capture,
             "cpu": sum(proc_cpu(os.getpid())),
         }
@@ -933,15 +938,11 @@ def show(label: str, r: dict[str, object], calls: int) -> None:
           f"load generator CPU {float(r['cpu']):.2f} s")  # type: ignore[arg-type]
 
 
-def real_main(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-fastagi-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+def prepared_database(args: argparse.Namespace, workdir: Path, calls: int) -> tuple[str, list[str]]:
+    """The database URL and the call ids of `calls` prepared attempts (see `prepare_attempts`);
+    on SQLite a fresh copy of the work dir's template, prepared once."""
     template = workdir / "template.sqlite3"
     ids_file = workdir / "call_ids.json"
-    calls = args.calls or args.concurrency * 2
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average before start: "
           f"{os.getloadavg()[0]:.2f}; work dir {workdir}")
     if args.pg:
@@ -964,6 +965,17 @@ def real_main(args: argparse.Namespace) -> int:
             Path(f"{db_file}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(template, db_file)  # every run starts from the same untouched attempts
         db_file.chmod(0o600)
+    return db_url, call_ids
+
+
+def real_main(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-fastagi-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    calls = args.calls or args.concurrency * 2
+    db_url, call_ids = prepared_database(args, workdir, calls)
     call_ids = call_ids[:calls]
     today = dt.datetime.now(ZoneInfo("Europe/Moscow")).date()
     promised = today + dt.timedelta(days=5)
