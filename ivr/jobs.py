@@ -101,10 +101,22 @@ def _init_child(log_level: int) -> None:
     from ivr.logsetup import configure_logging
 
     configure_logging(log_level)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     try:
         os.nice(IMPORT_NICE)
     except OSError:  # not permitted (a container's seccomp profile): imports run at normal priority
         log.warning("could not lower the import process's priority")
+
+
+def _exit_with_parent(parent: Any) -> None:
+    """A pool worker holds both ends of its own task queue, so it never sees EOF when the process
+    that started it is killed (SIGKILL, OOM): without this it would outlive `ivr run`, holding the
+    database and the terminal's output. What an import had committed stays; the rest is rolled back."""
+    parent.join()
+    log.warning("import process: the process that started it is gone; stopping")
+    os._exit(1)
 
 
 _child_engines: dict[str, Any] = {}

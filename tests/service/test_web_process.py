@@ -70,12 +70,40 @@ def test_web_ui_runs_in_a_supervised_child_that_outlives_ctrl_c_until_calls_are_
         service.kill()
 
 
-def test_web_process_stops_when_ivr_run_is_killed(tmp_path: Path) -> None:
-    service = Service(tmp_path / "robot", SIM).start()
+def running_in(folder: Path) -> set[int]:
+    """Live processes whose working directory is `folder` (`ivr run` and all it started)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == folder and not gone(int(entry.name)):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_nothing_of_ivr_run_outlives_a_sigkill(tmp_path: Path) -> None:
+    """The web process and the import process (which runs the ladder passes from the start) stop
+    by themselves when `ivr run` is killed: nothing keeps the database or the terminal."""
+    folder = (tmp_path / "robot").resolve()
+    service = Service(folder, SIM).start()
     try:
         pid = web_pid(service)
         assert login_page(service) == 200
+        assert service.proc is not None
+        deadline = time.monotonic() + 120
+        # ivr run, the web process, the import process, multiprocessing's resource tracker
+        while len(running_in(folder) - {service.proc.pid, pid}) < 2:
+            assert time.monotonic() < deadline, f"no import process started:\n{service.log_tail()}"
+            time.sleep(0.2)
         service.kill()  # SIGKILL: no chance to stop its children
         wait_gone(pid, 60, service)
+        deadline = time.monotonic() + 60
+        while running_in(folder):
+            assert time.monotonic() < deadline, f"still running after ivr run was killed: {running_in(folder)}"
+            time.sleep(0.2)
     finally:
         service.kill()
+        for orphan in running_in(folder):  # a failed run must not leave them to the next tests
+            os.kill(orphan, signal.SIGKILL)
