@@ -12,9 +12,10 @@ environment, as `ivr.config.load_settings` merges them).
 
 Why not ``ivr.config``: this runs in every per-call process before the first word of the call,
 and the relay's whole budget is a few tens of milliseconds of CPU. ``import ivr.config`` costs
-about 35 ms of CPU over the relay's own imports and python-dotenv alone about 16 ms (measured
-with wait4 over 30 interpreter starts each, 2-core machine, load 0.4), which would be a third of
-the relay's CPU. So the three keys are read by the small reader below, and python-dotenv (the
+25-35 ms of CPU on top of the relay's own imports (about 38 ms with the interpreter's start) and
+python-dotenv alone 15-25 ms (median of 30 interpreter starts each, CPU from wait4, 2-core machine
+at load 0.4-1.6): up to half as much again. The small reader's cost is lost in the noise of those
+runs (a few ms either way). So the three keys are read by the small reader below, and python-dotenv (the
 parser ``ivr.config`` uses) is imported only when the file has something the small reader does
 not handle exactly (quotes spanning lines, escapes, ``${VAR}`` interpolation, comments after the
 value, quoted keys): the two must never disagree on where the server is.
