@@ -146,7 +146,7 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r:
     hangup_wanted = hangup_sent = False
     at_line_start = True  # of what went to the server: a HANGUP line must not split a reply
     stdin_open = True
-    started = False  # a byte went to Asterisk, or one of Asterisk's (after `pending`) to the server
+    started = False  # a byte went to Asterisk or one of Asterisk's (after `pending`) to the server, or stdin ended
     if pending:
         try:
             sock.sendall(pending)
@@ -194,6 +194,7 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r:
                 continue
             if not data:
                 stdin_open = False
+                started = True  # Asterisk is gone: nothing left to run in process
                 try:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError:
@@ -264,7 +265,7 @@ def relay(url: str, argv: list[str], *, in_fd: int = 0, out_fd: int = 1) -> int:
                     raise _ResetBeforeStart(False) from None
                 pump(sock, in_fd, out_fd, pending, hangup_r)
             except _ResetBeforeStart as exc:
-                raise NotRelayed(where, "connection reset before the call started (allow list? connection cap?)",
+                raise NotRelayed(where, "connection reset before the call started; its allow list or connection cap?",
                                  _consumed(lines, pending, exc.hangup_seen or _hangup_seen(hangup_r))) from None
         return 0
     except RelayError as exc:

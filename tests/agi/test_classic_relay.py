@@ -261,3 +261,19 @@ def test_read_env_keeps_what_follows(tmp_path: Path) -> None:
         assert relay.read_env(r) == ([b"agi_a: 1", b"agi_b: 2"], b"HANGUP\n")
     finally:
         os.close(r)
+
+
+@pytest.mark.parametrize(("raw", "hung_up", "expected_tail"), [
+    (b"agi_a: 1\nagi_b: 2\n\n", False, b""),
+    (b"agi_a: 1\n\n200 result=1\n", True, b"HANGUP\n"),  # a SIGHUP while connecting: FastAGI's line
+    (b"\nrest", True, b""),  # mid-line: a HANGUP line there would corrupt the line, so none is added
+])
+def test_fallback_hands_over_exactly_what_was_read(raw: bytes, hung_up: bool, expected_tail: bytes) -> None:
+    r, w = os.pipe()
+    os.write(w, raw)
+    os.close(w)
+    try:
+        lines, pending = relay.read_env(r)
+    finally:
+        os.close(r)
+    assert relay._consumed(lines, pending, hung_up) == raw + expected_tail
