@@ -18,13 +18,21 @@ What it does, all in a temporary directory (SQLite database, audio cache):
 3. Report per call: CPU (user+sys of the child, from wait4), time from spawn to the first command
    on stdout, wall time, and check the call's outcome and steps were stored.
 
-With --relay the AGI processes relay to a real `ivr agi-server` (started here on a free port,
-same database and audio cache; IVR_CLASSIC_RELAY): the call then runs in that warm server, whose
-CPU per call (from /proc/<pid>/stat across the calls) is reported beside the relay's; then as many
-other staged calls are placed straight over FastAGI (this script as Asterisk's FastAGI client, no
-AGI process), whose connect -> first command is the server's share of the relayed figure.
+--mode says how the AGI processes are set up:
 
-Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest] [--relay]
+* ``default``: as a site runs it with nothing but the robot's settings: the AGI process gets only
+  IVR_ENV_FILE, a .env holding the staged settings and IVR_AGI_HOST=0.0.0.0 / IVR_AGI_PORT of a
+  real `ivr agi-server` started here (free port, same database and audio cache), and relays to it
+  by default. The call runs in that warm server, whose CPU per call (from /proc/<pid>/stat across
+  the calls) is reported beside the AGI process's; then as many other staged calls are placed
+  straight over FastAGI (this script as Asterisk's FastAGI client, no AGI process), whose connect
+  -> first command is the server's share of the relayed figure;
+* ``relay`` (also --relay): the same with IVR_CLASSIC_RELAY=agi://127.0.0.1:PORT set explicitly;
+* ``fallback``: the same .env, but its port is bound and not listening: every relay is refused
+  and the call falls back to running in the AGI process (what a call costs when the server is down);
+* ``in-process``: IVR_CLASSIC_RELAY=off, the call runs in the AGI process.
+
+Run from the checkout:  .venv/bin/python scripts/bench_classic_agi.py [--calls 20] [--no-manifest] [--mode default]
 (IVR_BENCH_REPO=<other checkout> runs that checkout's code instead, staging included.)
 Bounded: --calls at most 200, each call one process, calls run one after the other.
 """
@@ -38,6 +46,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -167,6 +176,7 @@ class CallResult:
     wall: float
     commands: list[str]
     status: int
+    fell_back: bool  # the process said it ran the call itself because no FastAGI server took it
 
 
 def free_port() -> int:
@@ -230,12 +240,14 @@ def converse(call_id: str, read_line: Any, write: Any, replies: dict[str, str], 
 
 def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str], key_reply: str,
              python_args: list[str] | None = None) -> CallResult:
-    child_env = {**os.environ, **env}
+    # nothing of this shell's own robot settings: only what the mode gives (`env`)
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")} | env
     child_env.pop("PYTHONPATH", None)
+    err_path = Path(tempfile.gettempdir()) / f"bench-classic-{os.getpid()}-{i}.err"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, *(python_args or []), "-m", "ivr.agi.classic", "debt-call", call_id],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            cwd=REPO, env=child_env)
+    with open(err_path, "wb") as err:  # a file: -X importtime could fill a pipe read only at the end
+        proc = subprocess.Popen([sys.executable, *(python_args or []), "-m", "ivr.agi.classic", "debt-call", call_id],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=child_env)
     stdin, stdout = proc.stdin, proc.stdout
     assert stdin is not None and stdout is not None
 
@@ -254,8 +266,10 @@ def run_call(i: int, call_id: str, env: dict[str, str], replies: dict[str, str],
         if not stdin.closed:
             stdin.close()
     wall = time.monotonic() - started
+    fell_back = b"running this call in process" in err_path.read_bytes()
+    err_path.unlink()
     return CallResult(usage.ru_utime + usage.ru_stime, first if first is not None else float("nan"), wall,
-                      commands, proc.returncode)
+                      commands, proc.returncode, fell_back)
 
 
 def run_direct(i: int, call_id: str, port: int, replies: dict[str, str], key_reply: str) -> float:
@@ -302,8 +316,10 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--no-manifest", action="store_true",
                         help="delete the manifests after staging: measures the call-start fall-back")
-    parser.add_argument("--relay", action="store_true",
-                        help="relay each AGI process to a real `ivr agi-server` (IVR_CLASSIC_RELAY)")
+    parser.add_argument("--mode", choices=["default", "relay", "fallback", "in-process"],
+                        help="how the AGI processes run the call (see above); default: in-process, "
+                             "as before --mode existed")
+    parser.add_argument("--relay", action="store_true", help="the same as --mode relay")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--python-args", default="",
                         help="extra interpreter options for the AGI processes, e.g. '-X importtime' or "
@@ -311,12 +327,17 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.calls <= 200:
         parser.error("--calls: 1..200")
+    if args.relay and args.mode not in (None, "relay"):
+        parser.error("--relay is --mode relay")
+    mode = "relay" if args.relay else args.mode or "in-process"
+    relayed = mode in ("default", "relay")
     replies, key_reply = recorded_replies()
     workdir = Path(tempfile.mkdtemp(prefix="bench-classic-"))
     try:
-        env, call_ids = stage(workdir, args.calls * 2 if args.relay else args.calls)
+        stage_env, call_ids = stage(workdir, args.calls * 2 if relayed else args.calls)
+        env = stage_env
         direct_ids: list[str] = []
-        if args.relay:  # the second half is called straight over FastAGI, for the server's share
+        if relayed:  # the second half is called straight over FastAGI, for the server's share
             call_ids, direct_ids = call_ids[:args.calls], call_ids[args.calls:]
         if args.no_manifest:
             shutil.rmtree(workdir / "audio" / "calls", ignore_errors=True)
@@ -324,10 +345,26 @@ def main() -> int:
         extra = args.python_args.split()
         server: subprocess.Popen[bytes] | None = None
         server_cpu = 0.0
-        if args.relay:
-            server, port = start_agi_server(env)
-            env = {**env, "IVR_CLASSIC_RELAY": f"agi://127.0.0.1:{port}"}
+        refusing: socket.socket | None = None
+        if relayed:
+            server, port = start_agi_server(stage_env)
             server_cpu = proc_cpu(server.pid)
+        if mode == "in-process":
+            # a checkout from before the relay became the default (IVR_BENCH_REPO) runs in process
+            # unasked, and would take "off" for a relay URL
+            knows_off = "--in-process" in (REPO / "ivr" / "agi" / "classic.py").read_text(encoding="utf-8")
+            env = {**stage_env, "IVR_CLASSIC_RELAY": "off"} if knows_off else stage_env
+        elif mode == "relay":
+            env = {**stage_env, "IVR_CLASSIC_RELAY": f"agi://127.0.0.1:{port}"}
+        else:  # the robot's .env names the server (a port nobody listens on for "fallback")
+            if mode == "fallback":
+                refusing = socket.socket()
+                refusing.bind(("127.0.0.1", 0))
+                port = refusing.getsockname()[1]
+            env_file = workdir / "robot.env"
+            settings = {**stage_env, "IVR_AGI_HOST": "0.0.0.0", "IVR_AGI_PORT": str(port)}
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+            env = {"IVR_ENV_FILE": str(env_file)}
         try:
             results = [run_call(i, cid, env, replies, key_reply, extra) for i, cid in enumerate(call_ids)]
             if server is not None:
@@ -335,31 +372,41 @@ def main() -> int:
                 direct = [run_direct(len(call_ids) + i, cid, port, replies, key_reply)
                           for i, cid in enumerate(direct_ids)]
         finally:
+            if refusing is not None:
+                refusing.close()
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
         failed = [r for r in results if r.status != 0]
-        done, steps = check_stored(env, call_ids + direct_ids)
+        done, steps = check_stored(stage_env, call_ids + direct_ids)
         cpu = [r.cpu for r in results]
         first = [r.first_command for r in results]
         wall = [r.wall for r in results]
-        mode = f"{manifests} manifest(s) for {len(call_ids) + len(direct_ids)} staged calls" + (" (deleted: --no-manifest)" if args.no_manifest else "")
-        mode += ", relayed to `ivr agi-server`" if args.relay else ", call run in the AGI process"
+        what = f"{manifests} manifest(s) for {len(call_ids) + len(direct_ids)} staged calls" + (" (deleted: --no-manifest)" if args.no_manifest else "")
+        what += {"default": ", relayed by default to the `ivr agi-server` of the .env",
+                 "relay": ", relayed to `ivr agi-server` (IVR_CLASSIC_RELAY)",
+                 "fallback": ", the .env's FastAGI server refuses: fall-back, call run in the AGI process",
+                 "in-process": ", call run in the AGI process (IVR_CLASSIC_RELAY=off)"}[mode]
         load = os.getloadavg()
-        print(f"classic AGI, real debt-call route, code of {REPO}, {mode}, {len(results)} calls, "
+        print(f"classic AGI, real debt-call route, code of {REPO}, {what}, {len(results)} calls, "
               f"{len(results[0].commands)} commands in the first call; load average {load[0]:.1f} / {load[1]:.1f} "
               f"on {os.cpu_count()} cores")
         print(f"  CPU per call           median {statistics.median(cpu):.3f}s  p90 {pct(cpu, 90):.3f}s  max {max(cpu):.3f}s")
         print(f"  spawn -> first command median {statistics.median(first):.3f}s  p90 {pct(first, 90):.3f}s  max {max(first):.3f}s")
         print(f"  wall per call          median {statistics.median(wall):.3f}s")
-        if args.relay:
+        if relayed:
             print(f"  agi-server CPU per call (mean over the calls) {server_cpu / len(results):.4f}s")
             print(f"  the same calls straight over FastAGI (no AGI process): connect -> first command "
                   f"median {statistics.median(direct):.3f}s  p90 {pct(direct, 90):.3f}s")
+        print(f"  fell back to running in the AGI process: {sum(r.fell_back for r in results)}/{len(results)}")
         print(f"  exit status != 0: {len(failed)};  outcomes stored (paid_claim): {done}/{len(call_ids) + len(direct_ids)};  "
               f"steps stored: {steps}")
         print(f"  commands of the first call: {results[0].commands}")
-        return 1 if failed or done != len(call_ids) + len(direct_ids) else 0
+        # a relayed figure that silently fell back (or a fall-back that relayed) measured the wrong thing
+        wrong_path = sum(r.fell_back for r in results) != (len(results) if mode == "fallback" else 0)
+        if wrong_path:
+            print("  ERROR: not every call took the path this mode measures", file=sys.stderr)
+        return 1 if failed or wrong_path or done != len(call_ids) + len(direct_ids) else 0
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)

@@ -406,7 +406,9 @@ def run_fastagi(calls: int, seconds: float) -> dict[str, float]:
 # --- classic AGI driver -----------------------------------------------------------------------------
 def classic_call(i: int) -> dict[str, object]:
     t_spawn = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ivr.agi.classic", "bench"], stdin=subprocess.PIPE,
+    # in process: this row compares a process per call running the script with one FastAGI process
+    # (the default relay would hand the call to whatever FastAGI server the settings name)
+    proc = subprocess.Popen([sys.executable, "-m", "ivr.agi.classic", "--in-process", "bench"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
     turn: list[float] = []

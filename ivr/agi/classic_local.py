@@ -1,12 +1,13 @@
-"""Classic AGI, the call run in this process (``python -m ivr.agi.classic ROUTE [ARG...]`` without a
-relay; ivr.agi.classic dispatches here).
+"""Classic AGI, the call run in this process (``python -m ivr.agi.classic ROUTE [ARG...]`` with
+``IVR_CLASSIC_RELAY=off`` or ``--in-process``, or when the relay found no FastAGI server to take
+the call; ivr.agi.classic dispatches here).
 
 Asterisk's ``AGI(/path/to/script,arg1,...)`` spawns one process per call and talks AGI over its
 stdin/stdout. This runs the same async handlers as the FastAGI server through the same
 `AGIChannel`; a wrapper script for the dialplan is one line::
 
     #!/bin/sh
-    exec /opt/ivr/.venv/bin/python -m ivr.agi.classic debt-call "$@"
+    IVR_CLASSIC_RELAY=off exec /opt/ivr/.venv/bin/python -m ivr.agi.classic debt-call "$@"
 
 * ROUTE may carry a query string like a FastAGI path (``debt-call?lang=ru``). The channel's `args`
   are the command-line arguments after ROUTE: in classic AGI they are the same values Asterisk
@@ -51,9 +52,9 @@ log = logging.getLogger(__name__)
 class _FdLineReader:
     """``readline()`` over a raw fd for pyst2, reading in chunks but keeping what follows."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, preread: bytes = b"") -> None:
         self._fd = fd
-        self._buf = b""
+        self._buf = preread  # bytes someone else already took from fd (the relay's fall-back)
 
     def readline(self) -> str:
         while b"\n" not in self._buf:
@@ -190,8 +191,11 @@ def _lookup(route: str) -> Handler | None:
     return resolve_routes(settings, migrate=False).get(route)
 
 
-def main(argv: list[str]) -> int:
-    """Run the call of `argv` (ROUTE [ARG...], already checked by ivr.agi.classic.main)."""
+def main(argv: list[str], preread: bytes = b"") -> int:
+    """Run the call of `argv` (ROUTE [ARG...], already checked by ivr.agi.classic.main).
+
+    `preread`: what was already read from stdin (the relay read the environment block before it
+    found no server); pyst2 and the channel read it first, as if it were still in the pipe."""
     from asterisk.agi import AGI  # pyst2
 
     from ivr.logsetup import configure_logging
@@ -206,7 +210,7 @@ def main(argv: list[str]) -> int:
         os.dup2(null, 1)
         os.close(null)
     sys.stdout = sys.stderr
-    reader = _FdLineReader(0)
+    reader = _FdLineReader(0, preread)
     agi = AGI(stdin=reader, stdout=_Sink(), stderr=_Sink())
     route, query = p.split_route(argv[0])
     try:

@@ -5,9 +5,8 @@ Why: a classic AGI process that runs the call itself must import asyncio, SQLAlc
 ORM models before it can say a word (about 0.3 s of CPU however lazily the rest is loaded, see
 the README's "Classic AGI"); the relay imports nothing but the standard library's socket, select
 and signal, so it costs a few tens of milliseconds and the first prompt is as quick as over
-FastAGI. Turn it on with ``IVR_CLASSIC_RELAY=agi://host:port`` in the AGI process's environment
-(or ``--relay agi://host:port`` before the route); without it, ivr.agi.classic runs the call in
-process as before.
+FastAGI. ivr.agi.classic relays by default (to the server named by ``IVR_CLASSIC_RELAY``,
+``--relay``, or else the robot's settings: ivr.agi.relay_target).
 
 The conversation is FastAGI's, byte for byte:
 
@@ -19,9 +18,10 @@ The conversation is FastAGI's, byte for byte:
 * SIGHUP, Asterisk's hang-up signal to classic scripts, becomes the ``HANGUP`` line FastAGI
   uses for the same news (sent between two lines, never inside one).
 
-Nothing is written to stdout but what the server sends; problems go to stderr in one line, and
-the exit status is 1 when the server cannot be reached (Asterisk sets AGISTATUS=FAILURE and the
-dialplan goes on).
+Nothing is written to stdout but what the server sends. When the server cannot take the call
+(bad URL, connection refused or timed out, or reset before it read a byte: its allow list or
+connection cap) nothing has reached Asterisk yet, and `relay` raises `NotRelayed` carrying every
+byte it read from stdin, so that the caller can run the call in process instead of losing it.
 """
 
 from __future__ import annotations
@@ -35,13 +35,34 @@ import sys
 
 DEFAULT_PORT = 4573
 MAX_ENV_BYTES = 64 * 1024
-CONNECT_TIMEOUT = 5.0
+# A live server completes the handshake in milliseconds even across a LAN; 2 s still covers one
+# SYN retransmission (1 s on Linux) when its accept backlog overflowed. Past that the subscriber,
+# who is already listening to silence, is better served by the in-process fall-back.
+CONNECT_TIMEOUT = 2.0
 HANGUP_LINE = b"HANGUP\n"
 _REPLACED = (b"agi_network:", b"agi_network_script:", b"agi_request:", b"agi_arg_")
 
 
 class RelayError(Exception):
     pass
+
+
+class NotRelayed(Exception):
+    """The server did not take the call and nothing was written to Asterisk: the call can still be
+    run another way. `consumed` is what was read from stdin, byte for byte, followed by a
+    ``HANGUP`` line if Asterisk's SIGHUP came meanwhile."""
+
+    def __init__(self, where: str, why: str, consumed: bytes = b"") -> None:
+        super().__init__(f"{where}: {why}")
+        self.where, self.why, self.consumed = where, why, consumed
+
+
+class _ResetBeforeStart(Exception):
+    """The server reset the connection before it sent a byte or we forwarded one of Asterisk's."""
+
+    def __init__(self, hangup_seen: bool) -> None:
+        super().__init__()
+        self.hangup_seen = hangup_seen
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -118,17 +139,28 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r: int | None) -> None:
-    """Copy until the server closes. `pending`: bytes Asterisk sent right after the environment."""
+    """Copy until the server closes. `pending`: bytes Asterisk sent right after the environment.
+
+    Raises _ResetBeforeStart when the server resets the connection before anything was exchanged
+    (it refused us at accept: allow list, connection cap), so that the call can still run."""
     hangup_wanted = hangup_sent = False
     at_line_start = True  # of what went to the server: a HANGUP line must not split a reply
     stdin_open = True
+    started = False  # a byte went to Asterisk or one of Asterisk's (after `pending`) to the server, or stdin ended
     if pending:
-        sock.sendall(pending)
+        try:
+            sock.sendall(pending)
+        except (ConnectionResetError, BrokenPipeError):
+            raise _ResetBeforeStart(hangup_wanted) from None
         at_line_start = pending.endswith(b"\n")
     while True:
         if hangup_wanted and not hangup_sent and at_line_start:
             try:
                 sock.sendall(HANGUP_LINE)
+            except (ConnectionResetError, BrokenPipeError):
+                if not started:
+                    raise _ResetBeforeStart(True) from None
+                return
             except OSError:
                 return
             hangup_sent = True
@@ -145,9 +177,12 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r:
             try:
                 data = sock.recv(65536)
             except ConnectionResetError:
+                if not started:
+                    raise _ResetBeforeStart(hangup_wanted) from None
                 return
             if not data:
                 return  # the script is done
+            started = True
             try:
                 _write_all(out_fd, data)
             except BrokenPipeError:  # Asterisk is gone: let the server see it
@@ -159,11 +194,13 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r:
                 continue
             if not data:
                 stdin_open = False
+                started = True  # Asterisk is gone: nothing left to run in process
                 try:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError:
                     return
                 continue
+            started = True
             try:
                 sock.sendall(data)
             except OSError:
@@ -171,26 +208,65 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int, pending: bytes, hangup_r:
             at_line_start = data.endswith(b"\n")
 
 
+def _hangup_seen(hangup_r: int) -> bool:
+    """Whether SIGHUP reached the wake-up fd (without waiting)."""
+    seen = False
+    while select.select([hangup_r], [], [], 0)[0]:
+        data = os.read(hangup_r, 64)
+        seen = seen or signal.SIGHUP.value in data
+        if not data:
+            break
+    return seen
+
+
+def _consumed(lines: list[bytes], pending: bytes, hung_up: bool) -> bytes:
+    """What read_env took from stdin, rebuilt exactly (it split the block at "\\n" and dropped the
+    blank line), plus the HANGUP line FastAGI would have carried for a SIGHUP."""
+    block = b"".join(line + b"\n" for line in lines) + b"\n" + pending
+    if hung_up and (not pending or pending.endswith(b"\n")):
+        block += HANGUP_LINE
+    return block
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
+        return f"no answer within {CONNECT_TIMEOUT:g} s"
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, "") or str(exc) or type(exc).__name__
+
+
 def relay(url: str, argv: list[str], *, in_fd: int = 0, out_fd: int = 1) -> int:
-    """Relay one classic AGI call (argv = ROUTE [ARG...]) to the FastAGI server at `url`."""
+    """Relay one classic AGI call (argv = ROUTE [ARG...]) to the FastAGI server at `url`.
+
+    Returns the exit status (1: Asterisk's side broke off before the environment ended); raises
+    NotRelayed when the server did not take the call (see the module docstring)."""
     # Installed first: Asterisk's SIGHUP would otherwise kill us before the server heard of it.
     hangup_r, hangup_w = os.pipe()
     os.set_blocking(hangup_w, False)
     previous = signal.signal(signal.SIGHUP, lambda *_: None)
     old_wakeup = signal.set_wakeup_fd(hangup_w, warn_on_full_buffer=False)
     try:
-        host, port = parse_url(url)
+        try:
+            host, port = parse_url(url)
+        except RelayError as exc:
+            raise NotRelayed(url, str(exc)) from None  # nothing read yet
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         lines, pending = read_env(in_fd)
         try:
             sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
         except OSError as exc:
-            raise RelayError(f"cannot reach the FastAGI server {host}:{port}: "
-                             f"{exc.strerror or errno.errorcode.get(exc.errno or 0, exc)}") from None
+            raise NotRelayed(where, _why(exc), _consumed(lines, pending, _hangup_seen(hangup_r))) from None
         with sock:
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(network_env(lines, argv[0], argv[1:], host, port))
-            pump(sock, in_fd, out_fd, pending, hangup_r)
+            try:
+                try:
+                    sock.sendall(network_env(lines, argv[0], argv[1:], host, port))
+                except (ConnectionResetError, BrokenPipeError):
+                    raise _ResetBeforeStart(False) from None
+                pump(sock, in_fd, out_fd, pending, hangup_r)
+            except _ResetBeforeStart as exc:
+                raise NotRelayed(where, "connection reset before the call started; its allow list or connection cap?",
+                                 _consumed(lines, pending, exc.hangup_seen or _hangup_seen(hangup_r))) from None
         return 0
     except RelayError as exc:
         print(f"ivr classic AGI relay: {exc}", file=sys.stderr)

@@ -110,13 +110,14 @@ async def test_unknown_route(transcripts: Path) -> None:
 
 
 def test_subprocess_entry_point_with_pyst2(transcripts: Path) -> None:
-    """`python -m ivr.agi.classic echo ...` as Asterisk spawns it: pyst2 reads the environment,
+    """`python -m ivr.agi.classic echo ...` in process, as Asterisk spawns it: pyst2 reads the environment,
     the channel speaks on stdout, nothing private leaks to stderr."""
     t = load(transcripts, "agi-env-args")
     env_bytes = ("".join(f"{line}\n" for line in t.env_lines) + "\n").encode()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr.agi.classic", "echo?lang=ru", "first arg", "42", ""],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env=os.environ | {"IVR_CLASSIC_RELAY": "off"},  # relaying is the default (test_classic_relay.py)
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
@@ -133,6 +134,7 @@ def test_subprocess_entry_point_with_pyst2(transcripts: Path) -> None:
         assert proc.stdout.read() == b""
         stderr = proc.stderr.read().decode()
         assert "79161234567" not in stderr and "ENV LINE" not in stderr
+        assert "running this call in process" not in stderr  # asked for, not a fall-back
     finally:
         if proc.poll() is None:
             proc.kill()

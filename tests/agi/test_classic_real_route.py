@@ -1,15 +1,19 @@
 """Classic AGI in process on the real debt-call route: the spawned entry point plays exactly the
-files the dialer prepared, reading its manifest, without importing the renderer or Alembic."""
+files the dialer prepared, reading its manifest, without importing the renderer or Alembic; both
+when in process is asked for (IVR_CLASSIC_RELAY=off) and when the default relay finds no FastAGI
+server at the address the settings name and the call falls back to running here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ivr.call.audio_source import CallAudioSource
@@ -69,13 +73,24 @@ def stage(db: Database, env: dict[str, str]) -> tuple[str, dict[str, str]]:
     return "dialer-0123abcd", dict(source._ready["dialer-0123abcd"].audio.phrases)
 
 
+@pytest.mark.parametrize("mode", ["off", "fallback"])
 def test_in_process_call_reads_the_manifest_and_imports_no_renderer(db: Database, tmp_path: Path,
-                                                                     transcripts: Path) -> None:
+                                                                     transcripts: Path, mode: str) -> None:
     env = {"IVR_DATABASE_URL": str(db.engine.url), "IVR_AUDIO_CACHE_DIR": str(tmp_path / "audio"),
            "IVR_PROMPTS_DIR": str(REPO / "prompts"), "IVR_LOG_LEVEL": "WARNING"}
     call_id, files = stage(db, env)
-    # this checkout's code (the editable install may point elsewhere), run outside it (no .env)
-    child_env = {k: v for k, v in os.environ.items() if k != "IVR_CLASSIC_RELAY"} | env | {"PYTHONPATH": str(REPO)}
+    # this checkout's code (the editable install may point elsewhere), run outside it
+    child_env = {k: v for k, v in os.environ.items() if k != "IVR_CLASSIC_RELAY" and not k.startswith("IVR_AGI_")}
+    child_env |= env | {"PYTHONPATH": str(REPO)}
+    closed = socket.socket()  # bound, not listening: the settings' server refuses, and the port stays ours
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    if mode == "off":
+        child_env["IVR_CLASSIC_RELAY"] = "off"
+        child_env["IVR_ENV_FILE"] = str(tmp_path / "no-such.env")
+    else:  # the robot's .env names a FastAGI server that is not running
+        (tmp_path / "robot.env").write_text(f"IVR_AGI_HOST=0.0.0.0\nIVR_AGI_PORT={port}\n")
+        child_env["IVR_ENV_FILE"] = str(tmp_path / "robot.env")
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "wb") as err:  # a file: the import report could fill a pipe nobody reads yet
         proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "ivr.agi.classic", "debt-call", call_id],
@@ -104,12 +119,20 @@ def test_in_process_call_reads_the_manifest_and_imports_no_renderer(db: Database
                 break
         proc.wait(timeout=60)
     finally:
+        closed.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
     stderr = err_path.read_bytes()
     assert proc.returncode == 0, stderr.decode()[-2000:]
+    warnings = [line for line in stderr.decode().splitlines() if line.startswith("ivr classic AGI")]
+    if mode == "off":
+        assert warnings == []
+    else:
+        assert warnings == [f"ivr classic AGI: FastAGI server at 127.0.0.1:{port} not reachable (Connection refused): "
+                            "running this call in process (slow start)"]
+    assert b"79161234567" not in stderr
     streamed = [c.split(" ")[2] for c in commands if c.startswith("STREAM FILE")]
     assert streamed == [files[p] for p in ("greeting", "identity", "debt_message", "menu", "paid_thanks", "closing")]
     imported = {line.split("|")[-1].strip() for line in stderr.decode().splitlines() if line.startswith("import time:")}

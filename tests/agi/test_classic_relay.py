@@ -1,12 +1,15 @@
 """Classic AGI relayed to a FastAGI server: the spawned process (a real subprocess, as Asterisk
-runs it) passes the recorded environment and every byte on, turns SIGHUP into a HANGUP notice,
-and fails in one line when the server is not there."""
+runs it) passes the recorded environment and every byte on, turns SIGHUP into a HANGUP notice;
+it relays by default to the server the settings name, and when no server takes the call it runs
+the call in process with the environment it already read."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
+import struct
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,8 +31,11 @@ def env_bytes(transcripts: Path, name: str = "agi-env-args") -> bytes:
     return ("".join(f"{line}\n" for line in t.env_lines) + "\n").encode()
 
 
-async def spawn(*argv: str, relay_url: str | None) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if k != "IVR_CLASSIC_RELAY"}
+async def spawn(*argv: str, relay_url: str | None, env_file: Path | None = None) -> asyncio.subprocess.Process:
+    """`env_file`: the settings file (IVR_ENV_FILE); none given = one that does not exist, so no
+    test ever relays to whatever listens on the default port of this (shared) machine."""
+    env = {k: v for k, v in os.environ.items() if k != "IVR_CLASSIC_RELAY" and not k.startswith("IVR_AGI_")}
+    env["IVR_ENV_FILE"] = str(env_file or REPO / "tests" / "no-such.env")
     if relay_url is not None:
         env["IVR_CLASSIC_RELAY"] = relay_url
     return await asyncio.create_subprocess_exec(
@@ -93,18 +99,125 @@ async def test_sighup_reaches_the_script_as_a_hangup(transcripts: Path, agi_serv
     assert box.values == {"hung_up": True}
 
 
-async def test_unreachable_server_fails_in_one_line(transcripts: Path) -> None:
-    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = probe.sockets[0].getsockname()[1]
-    probe.close()
-    await probe.wait_closed()
-    proc = await spawn("debt-call", "x", relay_url=f"agi://127.0.0.1:{port}")
+ECHO_FIRST = b"VERBOSE \"ivr echo: route=echo args=['first arg', '42'] query={'lang': 'ru'}\" 1\n"
+
+
+async def run_echo_in_process(proc: asyncio.subprocess.Process, transcripts: Path) -> str:
+    """Drive the built-in `echo` route as Asterisk would; returns stderr. The environment is sent
+    once: if the in-process path read stdin again instead of taking what the relay had read, it
+    would wait for it forever and the first `line` would time out."""
     send(proc, env_bytes(transcripts))
-    assert await asyncio.wait_for(proc.wait(), 30) == 1
+    assert await line(proc) == ECHO_FIRST  # the in-process echo: the server has no such route
+    send(proc, b"200 result=1\n")
+    assert await line(proc) == b"NOOP\n"
+    send(proc, b"200 result=0\n")
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
     assert proc.stdout is not None and proc.stderr is not None
-    assert await proc.stdout.read() == b""  # nothing Asterisk could take for a command
-    err = (await proc.stderr.read()).decode()
-    assert err.count("\n") == 1 and "cannot reach the FastAGI server" in err
+    assert await proc.stdout.read() == b""
+    return (await proc.stderr.read()).decode()
+
+
+def closed_port() -> socket.socket:
+    """A port bound but not listening: a connection to it is refused, and nobody else gets it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def fallback_warning(err: str, where: str) -> None:
+    assert err.count("\n") == 1, err  # one line, nothing else (no caller number either)
+    assert err.startswith(f"ivr classic AGI: FastAGI server at {where} not reachable (")
+    assert err.endswith(": running this call in process (slow start)\n")
+
+
+async def test_default_relays_to_the_server_named_in_the_env_file(transcripts: Path, agi_server: StartServer,
+                                                                  tmp_path: Path) -> None:
+    box = Box()
+
+    async def handler(ch: AGIChannel) -> None:
+        box.values.update(args=ch.args, network=ch.env.get("agi_network"))
+        await ch.verbose("from the server")
+
+    server = await agi_server({"echo": capture(handler, box)})
+    env_file = tmp_path / "robot.env"
+    # the bind address of `ivr run`: a wildcard, which the relay turns into loopback
+    env_file.write_text(f"IVR_DATABASE_URL=sqlite:///x.db\nIVR_AGI_HOST=0.0.0.0\nIVR_AGI_PORT={server.port}\n")
+    proc = await spawn("echo?lang=ru", "first arg", "42", relay_url=None, env_file=env_file)
+    send(proc, env_bytes(transcripts))
+    assert await line(proc) == b'VERBOSE "from the server" 1\n'
+    send(proc, b"200 result=1\n")
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert proc.stderr is not None and await proc.stderr.read() == b""
+    box.check()
+    assert box.values == {"args": ["first arg", "42"], "network": "yes"}
+
+
+@pytest.mark.parametrize("how", ["env", "flag"])
+async def test_off_runs_in_process_even_with_a_server(transcripts: Path, agi_server: StartServer, tmp_path: Path,
+                                                       how: str) -> None:
+    box = Box()
+
+    async def handler(ch: AGIChannel) -> None:
+        await ch.verbose("from the server")
+
+    server = await agi_server({"echo": capture(handler, box)})
+    env_file = tmp_path / "robot.env"
+    env_file.write_text(f"IVR_AGI_PORT={server.port}\n")
+    if how == "env":
+        proc = await spawn("echo?lang=ru", "first arg", "42", relay_url="OFF", env_file=env_file)
+    else:
+        proc = await spawn("--in-process", "echo?lang=ru", "first arg", "42", relay_url=None, env_file=env_file)
+    assert await run_echo_in_process(proc, transcripts) == ""  # no warning: in process was asked for
+    assert box.calls == 0 and server.connections == set()
+
+
+async def test_unreachable_default_server_falls_back_in_process(transcripts: Path, tmp_path: Path) -> None:
+    with closed_port() as sock:
+        port = sock.getsockname()[1]
+        env_file = tmp_path / "robot.env"
+        env_file.write_text(f"IVR_AGI_PUBLIC_URL=agi://127.0.0.1:{port}\n")
+        proc = await spawn("echo?lang=ru", "first arg", "42", relay_url=None, env_file=env_file)
+        err = await run_echo_in_process(proc, transcripts)
+    fallback_warning(err, f"127.0.0.1:{port}")
+    assert "Connection refused" in err
+
+
+async def test_unreachable_explicit_relay_falls_back_too(transcripts: Path) -> None:
+    with closed_port() as sock:
+        port = sock.getsockname()[1]
+        proc = await spawn("echo?lang=ru", "first arg", "42", relay_url=f"agi://127.0.0.1:{port}")
+        err = await run_echo_in_process(proc, transcripts)
+    fallback_warning(err, f"127.0.0.1:{port}")
+
+
+async def test_bad_relay_url_falls_back(transcripts: Path) -> None:
+    proc = await spawn("echo?lang=ru", "first arg", "42", relay_url="http://127.0.0.1:1")
+    err = await run_echo_in_process(proc, transcripts)
+    fallback_warning(err, "http://127.0.0.1:1")
+
+
+async def test_reset_at_accept_falls_back(transcripts: Path) -> None:
+    """A server that refuses us once connected (its allow list, its connection cap) resets the
+    connection without reading the call: the call must not end there with exit 0 and no word."""
+    got_env = asyncio.Event()
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the block arrived: a close now resets, whatever the timing
+        got_env.set()
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    refuser = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = refuser.sockets[0].getsockname()[1]
+    try:
+        proc = await spawn("echo?lang=ru", "first arg", "42", relay_url=f"agi://127.0.0.1:{port}")
+        err = await run_echo_in_process(proc, transcripts)
+    finally:
+        refuser.close()
+        await refuser.wait_closed()
+    assert got_env.is_set()
+    fallback_warning(err, f"127.0.0.1:{port}")
+    assert "connection reset before the call started" in err
 
 
 def test_relay_imports_only_the_standard_library() -> None:
@@ -148,3 +261,19 @@ def test_read_env_keeps_what_follows(tmp_path: Path) -> None:
         assert relay.read_env(r) == ([b"agi_a: 1", b"agi_b: 2"], b"HANGUP\n")
     finally:
         os.close(r)
+
+
+@pytest.mark.parametrize(("raw", "hung_up", "expected_tail"), [
+    (b"agi_a: 1\nagi_b: 2\n\n", False, b""),
+    (b"agi_a: 1\n\n200 result=1\n", True, b"HANGUP\n"),  # a SIGHUP while connecting: FastAGI's line
+    (b"\nrest", True, b""),  # mid-line: a HANGUP line there would corrupt the line, so none is added
+])
+def test_fallback_hands_over_exactly_what_was_read(raw: bytes, hung_up: bool, expected_tail: bytes) -> None:
+    r, w = os.pipe()
+    os.write(w, raw)
+    os.close(w)
+    try:
+        lines, pending = relay.read_env(r)
+    finally:
+        os.close(r)
+    assert relay._consumed(lines, pending, hung_up) == raw + expected_tail
