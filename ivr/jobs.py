@@ -122,35 +122,61 @@ def _exit_with_parent(parent: Any) -> None:
 _child_engines: dict[str, Any] = {}
 
 
+def _child_sessions(database_url: str) -> sessionmaker[Session]:
+    from ivr.db.base import make_engine, make_session_factory
+
+    engine = _child_engines.get(database_url)
+    if engine is None:  # kept between runs: one a minute would rebuild it for nothing
+        engine = _child_engines[database_url] = make_engine(database_url)
+    return make_session_factory(engine)
+
+
 def _ladder_in_child(database_url: str, default_timezone: str, now: dt.datetime) -> Any:
     """Runs in the import process: one ladder pass (ivr.dialer.scheduler.ladder_tick's work)."""
-    from ivr.db.base import make_engine, make_session_factory
     from ivr.dialer.ladder import advance_cases
     from ivr.dialer.policy import load_rules
 
-    engine = _child_engines.get(database_url)
-    if engine is None:  # kept between ticks: one a minute would rebuild it for nothing
-        engine = _child_engines[database_url] = make_engine(database_url)
-    with make_session_factory(engine).begin() as session:
+    with _child_sessions(database_url).begin() as session:
         return advance_cases(session, load_rules(session, default_timezone), now)
 
 
-def ladder_runner(sessions: sessionmaker[Session], default_timezone: str) -> Any:
-    """A ladder pass for `ivr run`'s scheduler that runs in the import process: after a big
-    import the pass examines every new case (hundreds of thousands of rows of ORM work), which in
-    the scheduler's thread would hold the GIL the calls need. Blocking (the scheduler's thread
-    waits without holding the GIL); returns the LadderReport."""
+def _outlook_in_child(database_url: str, default_timezone: str, now: dt.datetime) -> Any:
+    """Runs in the import process: the monitor's outlook (ivr.dialer.outlook)."""
+    from ivr.dialer.outlook import outlook
+    from ivr.dialer.policy import load_rules
+
+    with _child_sessions(database_url)() as session:
+        return outlook(session, load_rules(session, default_timezone), now)
+
+
+def _runner(fn: Any, what: str, sessions: sessionmaker[Session], default_timezone: str) -> Any:
     url = _database_url(sessions)
 
     def run(now: dt.datetime) -> Any:
         try:
-            return _process_pool().submit(_ladder_in_child, url, default_timezone, now).result()
+            return _process_pool().submit(fn, url, default_timezone, now).result()
         except concurrent.futures.process.BrokenProcessPool:
-            log.error("the import process died during a ladder pass; the next pass starts a new one")
+            log.error("the import process died during %s; the next one starts a new process", what)
             shutdown()
             raise
 
     return run
+
+
+def ladder_runner(sessions: sessionmaker[Session], default_timezone: str) -> Any:
+    """A ladder pass for `ivr run`'s scheduler that runs in the import process: a stage boundary
+    or a lifecycle date moves every case at once (hundreds of thousands of rows of ORM work),
+    which in the scheduler's thread would hold the GIL the calls need. Blocking (the scheduler's
+    thread waits without holding the GIL); returns the LadderReport."""
+    return _runner(_ladder_in_child, "a ladder pass", sessions, default_timezone)
+
+
+def outlook_runner(sessions: sessionmaker[Session], default_timezone: str) -> Any:
+    """The monitor's minute outlook (what is callable, and why not), run in the import process:
+    it counts every case, about 1 s of CPU at 400,000 cases (measured), and in `ivr run`'s own
+    process that second held the GIL every call's next command waits for. Blocking; returns the
+    Outlook."""
+    return _runner(_outlook_in_child, "an outlook", sessions, default_timezone)
 
 
 def _process_pool() -> concurrent.futures.ProcessPoolExecutor:

@@ -28,7 +28,8 @@ GIST_EVERY = 60.0  # seconds between two status lines while there is work
 class Monitor:
     def __init__(self, *, sessions: sessionmaker[Session], rules_loader: Callable[[Session], Rules], clock: Clock,
                  instance: str, role: str, info: Callable[[], dict[str, Any]],
-                 beat_every: float = heartbeat.INTERVAL, gist_every: float = GIST_EVERY) -> None:
+                 beat_every: float = heartbeat.INTERVAL, gist_every: float = GIST_EVERY,
+                 outlook_fn: Callable[[dt.datetime], Outlook] | None = None) -> None:
         self.sessions = sessions
         self.rules_loader = rules_loader
         self.clock = clock
@@ -40,14 +41,25 @@ class Monitor:
         self.started_at = dt.datetime.now(dt.UTC)
         self.last_outlook: Outlook | None = None
         self._idle_said: str | None = None
+        # `ivr run`: the outlook is computed in another process (ivr.jobs.outlook_runner)
+        self._outlook_fn = outlook_fn
 
     def outlook(self) -> Outlook:
+        if self._outlook_fn is not None:
+            return self._outlook_fn(self.clock.now())
         with self.sessions() as session:
             return outlook(session, self.rules_loader(session), self.clock.now())
 
     def _beat(self) -> None:
         heartbeat.beat(self.sessions, self.instance, self.role, self.info(), dt.datetime.now(dt.UTC),
                        started_at=self.started_at)
+
+    async def _gist(self) -> None:
+        try:
+            self.last_outlook = await asyncio.to_thread(self.outlook)
+            self.say(self.last_outlook)
+        except Exception:  # noqa: BLE001
+            log.exception("status line failed")
 
     def say(self, out: Outlook) -> None:
         """The minute line. While there is work: the gist; when nothing is callable, why, once
@@ -77,22 +89,23 @@ class Monitor:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_gist = loop.time() + min(5.0, self.gist_every)  # first line soon after start
+        gist: asyncio.Task[None] | None = None
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self._beat)
             except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the service
                 log.warning("heartbeat not written: %s", exc)
-            if loop.time() >= next_gist:
+            # the outlook may wait for the import process (busy with a long ladder pass): it runs
+            # beside the beats, which must go on every second
+            if loop.time() >= next_gist and (gist is None or gist.done()):
                 next_gist = loop.time() + self.gist_every
-                try:
-                    self.last_outlook = await asyncio.to_thread(self.outlook)
-                    self.say(self.last_outlook)
-                except Exception:  # noqa: BLE001
-                    log.exception("status line failed")
+                gist = asyncio.ensure_future(self._gist())
             try:
                 await asyncio.wait_for(stop.wait(), self.beat_every)
             except TimeoutError:
                 pass
+        if gist is not None and not gist.done():
+            gist.cancel()
         try:
             await asyncio.to_thread(heartbeat.stopped, self.sessions, self.instance, dt.datetime.now(dt.UTC))
         except Exception as exc:  # noqa: BLE001

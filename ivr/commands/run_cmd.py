@@ -113,8 +113,12 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
         except (NotImplementedError, RuntimeError):
             pass
     instance = services.dialer.dialer_id if services.dialer is not None else instance_name()
+    from ivr import jobs
+
+    # the minute outlook counts every case: in the import process, not on the calls' GIL
     monitor = Monitor(sessions=db.sessions, rules_loader=rules_loader_for(services.settings), clock=clock,
-                      instance=instance, role="run", info=lambda: service_info(services))
+                      instance=instance, role="run", info=lambda: service_info(services),
+                      outlook_fn=jobs.outlook_runner(db.sessions, services.settings.default_timezone))
     services.monitor = monitor
     monitor_stop = asyncio.Event()
     monitor_task = asyncio.create_task(monitor.run(monitor_stop))
