@@ -709,6 +709,7 @@ class AsteriskSide(asyncio.Protocol):
         else:
             gen.turnaround.append(now - self.sent_at)
             gen.turn_at.append(now)  # perf_counter is CLOCK_MONOTONIC: comparable across processes
+            gen.turn_step.append(self.step)  # the command that came (1 = the one after the first)
         if self.step >= len(VERBS) or not line.startswith(VERBS[self.step]):
             gen.errors.append(f"{self.call_id} step {self.step}: got {line[:80]!r}")
             assert self.transport is not None
@@ -767,6 +768,7 @@ class LoadGen:
         self.first = array("d")
         self.turn_at = array("d")  # when each turnaround / first command was read (time.perf_counter)
         self.first_at = array("d")
+        self.turn_step = array("b")
         self.errors: list[str] = []
         self.commands = 0
         self.active = 0
@@ -844,7 +846,7 @@ class LoadGen:
             "elapsed": t_end - t0, "completed": len(self.completed_at), "errors": self.errors,
             "commands": self.commands, "peak": self.peak, "turnaround": list(self.turnaround),
             "first": list(self.first), "steady_rate": steady_rate,
-            "turn_at": list(self.turn_at), "first_at": list(self.first_at),
+            "turn_at": list(self.turn_at), "first_at": list(self.first_at), "turn_step": list(self.turn_step),
             "overall_rate": len(self.completed_at) / max(t_end - t0, 1e-9), "capture": self.capture,
             "cpu": sum(proc_cpu(os.getpid())),
         }

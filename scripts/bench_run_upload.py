@@ -148,8 +148,8 @@ def main() -> int:
     parser.add_argument("--upload-after", type=float, default=20.0,
                         help="seconds after all calls are held before the admin uploads (default 20)")
     parser.add_argument("--workdir", help="keep the prepared database, audio and file here and reuse them")
+    parser.add_argument("--pg", metavar="URL", help="PostgreSQL URL (its public schema is dropped!) instead of SQLite")
     args = parser.parse_args()
-    args.pg = None
     args.ramp = args.think * sum(v in bf.THINK_VERBS for v in bf.VERBS)  # one call length
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-run-upload-"))
@@ -205,7 +205,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-    bf.show("FastAGI, real `debt-call` route in `ivr run` (SQLite), whole run", result, len(call_ids))
+    bf.show(f"FastAGI, real `debt-call` route in `ivr run` ({'PostgreSQL' if args.pg else 'SQLite'}), whole run", result, len(call_ids))
     turn, turn_at = result["turnaround"], result["turn_at"]
     first, first_at = result["first"], result["first_at"]
     start, end = marks["upload_start"], marks["import_done"]
@@ -213,6 +213,11 @@ def main() -> int:
     print(f"  turnaround before the upload (all calls held): {window(turn, turn_at, ramp_end, start)}")
     print(f"  turnaround DURING the upload and import ({end - start:.1f}s): {window(turn, turn_at, start, end)}")
     print(f"  turnaround after: {window(turn, turn_at, end, float('inf'))}")
+    steps = result["turn_step"]
+    for step in sorted(set(steps)):
+        picked = [(v, t) for v, t, s in zip(turn, turn_at, steps, strict=True) if s == step]
+        print(f"    during, before command {step + 1} ({bf.VERBS[step]}): "
+              f"{window([v for v, _ in picked], [t for _, t in picked], start, end)}")
     print(f"  first command before: {window(first, first_at, ramp_end, start)}")
     print(f"  first command DURING: {window(first, first_at, start, end)}")
     stored, problems = bf.verify_stored(db_url, call_ids, promised.isoformat())
