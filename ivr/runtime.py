@@ -17,12 +17,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from ivr.agi.server import AGILimits, FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder
 from ivr.call.routes import build_call_parts, build_routes
-from ivr.call.writer import FactWriter
+from ivr.call.writer import FactSink, FactWriter
 from ivr.clock import Clock
 from ivr.config import AsteriskServer, Settings
 from ivr.db.models import CallAttempt
@@ -46,7 +48,7 @@ class Services:
     clock: Clock
     recorder: CallRecorder
     audio: CallAudioSource
-    writer: FactWriter | None = None  # the call facts writer (ivr.call.writer), closed last
+    writer: FactSink | None = None  # the call facts writer (ivr.call.writer), closed last
     agi: FastAGIServer | None = None
     ami: dict[str, AMIClient] = field(default_factory=dict)
     dialer: Dialer | None = None
@@ -114,6 +116,18 @@ def rules_loader_for(settings: Settings) -> Any:
     return load
 
 
+def start_facts_writer(engine: Engine, *, in_process: bool) -> FactSink:
+    """The call facts writer: a thread of this process (`in_process`, or an in-memory SQLite
+    database that only this process can see), else a writer process
+    (ivr.call.writer_process)."""
+    if not in_process and not (engine.url.get_backend_name() == "sqlite"
+                               and engine.url.database in (None, "", ":memory:")):
+        from ivr.call.writer_process import ProcessFactWriter
+
+        return ProcessFactWriter(engine).start()
+    return FactWriter(engine).start()
+
+
 async def start_services(
     settings: Settings,
     db: Database,
@@ -133,8 +147,9 @@ async def start_services(
     and tests that share an in-memory database) everything runs here."""
     # Listening sockets first: a port in use fails here, before anything was started.
     web_sock = listen_socket(settings.web_host, settings.web_port, "the web UI", "IVR_WEB_PORT") if with_web else None
-    # one writer thread stores the facts of every call of this process (group commit)
-    writer = FactWriter(db.engine).start()
+    # one writer stores the facts of every call of this process (group commit); in `ivr run` it
+    # is a process of its own, so its database work never holds the calls' GIL
+    writer = start_facts_writer(db.engine, in_process=not isolate)
     recorder, audio = build_call_parts(settings, db, clock, writer=writer)
     services = Services(settings=settings, db=db, clock=clock, recorder=recorder, audio=audio, writer=writer)
 

@@ -15,7 +15,7 @@ from ivr.agi.server import Handler, host_allowed, parse_allow
 from ivr.call.audio_source import CallAudioSource
 from ivr.call.recorder import CallRecorder, CallRefused
 from ivr.call.script import CallOptions, DebtCall
-from ivr.call.writer import FactWriter
+from ivr.call.writer import FactSink
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.dialplan_vars import ROUTE_DEBT_CALL
@@ -104,7 +104,7 @@ def agi_sources(settings: Settings) -> dict[str, Callable[[str], bool]]:
 
 
 def build_call_parts(settings: Settings, db: Database, clock: Clock | None = None, *,
-                     writer: FactWriter | None = None) -> tuple[CallRecorder, CallAudioSource]:
+                     writer: FactSink | None = None) -> tuple[CallRecorder, CallAudioSource]:
     """The recorder and audio source of the call script. `writer` is the process's call facts
     writer, started and closed by the caller (`ivr run`); without one the recorder starts its own
     and closes it with `DebtCallRoute.close` (`ivr agi-server`) or at process exit (classic AGI)."""

@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -55,6 +55,22 @@ DEFAULT_MAX_GROUP = 256
 LOST_LINES = 20  # lost facts logged one by one per LOST_INTERVAL; the rest are counted
 LOST_INTERVAL = 10.0
 _group_log = RateLimitedLog(log)
+
+
+class FactSink(Protocol):
+    """What the recorder needs of a writer: `FactWriter` (a thread of this process) or
+    `ivr.call.writer_process.ProcessFactWriter` (a process of its own)."""
+
+    @property
+    def engine(self) -> Engine: ...
+    def write(self, fact: Fact, label: str = "") -> None: ...
+    def write_row(self, insert: Any, row: dict[str, Any], label: str = "") -> None: ...
+    def submit(self, fact: Callable[[Connection], T], label: str = "") -> concurrent.futures.Future[T]: ...
+    async def call(self, fact: Callable[[Connection], T], label: str = "") -> T: ...
+    def flush(self, timeout: float | None = 30.0) -> None: ...
+    async def aflush(self) -> None: ...
+    def close(self, timeout: float | None = 30.0) -> bool: ...
+    async def aclose(self, timeout: float | None = 30.0) -> bool: ...
 
 
 class WriterClosed(RuntimeError):
