@@ -33,6 +33,7 @@ import concurrent.futures
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import pickle
 import queue
 import signal
@@ -93,6 +94,9 @@ class ProcessFactWriter:
         self._futures_lock = threading.Lock()
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        # waiting for a child (waitpid) from two threads at once is a race: the loser reads no
+        # exit code and would report a clean stop at close() as a death. Every reap holds this.
+        self._reap_lock = threading.Lock()
         self._closed = False
         self._stopping = False
         self._process: Any = None
@@ -134,7 +138,19 @@ class ProcessFactWriter:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        if self._process is None:
+            return False
+        with self._reap_lock:
+            return bool(self._process.is_alive())
+
+    def _reap(self, process: Any, timeout: float | None) -> bool:
+        """Wait up to `timeout` for `process` to end (its sentinel: safe from any thread), then
+        collect its exit code. False if it is still running."""
+        if not multiprocessing.connection.wait([process.sentinel], timeout):
+            return False
+        with self._reap_lock:
+            process.join()
+        return True
 
     @property
     def pid(self) -> int | None:
@@ -149,7 +165,7 @@ class ProcessFactWriter:
         `timeout` (it is then killed: what it had not committed is lost, and logged)."""
         with self._lock:
             if self._closed:
-                return self._process is None or not self._process.is_alive()
+                return not self.running
             self._closed = True
             started = self._process is not None
         if not started:
@@ -159,12 +175,11 @@ class ProcessFactWriter:
         if self._sender is not None:
             self._sender.join(timeout)
         process = self._process
-        process.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
+        if not self._reap(process, None if deadline is None else max(0.0, deadline - time.monotonic())):
             log.error("%s: writer process still writing after %.0fs at shutdown; killing it (facts not yet "
                       "committed are lost)", self.name, timeout or 0)
             process.kill()
-            process.join(5)
+            self._reap(process, 5)
             self._fail_waiting(WriterProcessDied(f"{self.name}: killed at shutdown"))
             return False
         if self._receiver is not None:
@@ -180,7 +195,7 @@ class ProcessFactWriter:
             process = self._process
         if process is not None:
             process.kill()
-            process.join(10)
+            self._reap(process, 10)
         self._outbox.put((STOP, 0, None, ""))
         self._fail_waiting(WriterClosed(f"{self.name} was abandoned"))
 
@@ -302,7 +317,7 @@ class ProcessFactWriter:
                 self._ready.set()
                 continue
             self._resolve(seq, ok, value)
-        process.join()
+        self._reap(process, None)
         if self._closed and process.exitcode == 0:
             return
         # died on its own (or was killed): what it had not committed is lost; the next facts
