@@ -775,6 +775,10 @@ class LoadGen:
         self.turn_at = array("d")  # when each turnaround / first command was read (time.perf_counter)
         self.first_at = array("d")
         self.turn_step = array("b")
+        # the generator's own lateness (a 10 ms ticker): a turnaround is read when this loop gets
+        # to it, so a late generator inflates the server's figure by as much
+        self.lag = array("d")
+        self.lag_at = array("d")
         self.errors: list[str] = []
         self.commands = 0
         self.active = 0
@@ -815,12 +819,21 @@ class LoadGen:
         if self.started == len(self.call_ids) and self.active == 0:
             self.all_done.set()
 
+    async def ticker(self) -> None:
+        while not self.all_done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            self.lag.append(now - t - 0.01)
+            self.lag_at.append(now)
+
     async def run(self) -> dict[str, object]:
         gc.collect()
         gc.freeze()
         gc.disable()  # stands in for Asterisk (C): its own GC pauses must not count as the server's
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+        ticker = asyncio.create_task(self.ticker())
         first_wave = min(self.concurrency, len(self.call_ids))
         for i, call_id in enumerate(self.call_ids):
             await self.slots.acquire()
@@ -845,6 +858,8 @@ class LoadGen:
         except TimeoutError:
             self.errors.append(f"{self.active} call(s) still up at the end")
         t_end = time.perf_counter()
+        self.all_done.set()
+        await ticker
         ramp_end = t0 + self.ramp  # the first wave is in (the ramp is one call length): C calls held from here
         steady = [t for t in self.completed_at if ramp_end <= t <= last_start]
         steady_rate = len(steady) / (last_start - ramp_end) if last_start - ramp_end > 5 else float("nan")
@@ -853,6 +868,7 @@ class LoadGen:
             "commands": self.commands, "peak": self.peak, "turnaround": list(self.turnaround),
             "first": list(self.first), "steady_rate": steady_rate,
             "turn_at": list(self.turn_at), "first_at": list(self.first_at), "turn_step": list(self.turn_step),
+            "lag": list(self.lag), "lag_at": list(self.lag_at),
             "overall_rate": len(self.completed_at) / max(t_end - t0, 1e-9), "capture": self.capture,
             "cpu": sum(proc_cpu(os.getpid())),
         }
@@ -942,6 +958,9 @@ def show(label: str, r: dict[str, object], calls: int) -> None:
           f"p99={pct(turn, 0.99) * 1e3:.2f} ms  max={max(turn, default=0) * 1e3:.1f} ms  (n={len(turn)})")
     print(f"  time to first command (connect -> first command): p50={pct(first, 0.5) * 1e3:.1f} ms  "
           f"p99={pct(first, 0.99) * 1e3:.1f} ms  max={max(first, default=0) * 1e3:.1f} ms")
+    lag = array("d", r.get("lag", []))  # type: ignore[arg-type]
+    print(f"  load generator's own event-loop lag (10 ms ticker, part of every turnaround it reads): "
+          f"p99={pct(lag, 0.99) * 1e3:.2f} ms  max={max(lag, default=0) * 1e3:.1f} ms")
     print(f"  calls/s completed: {float(r['steady_rate']):.1f} with all calls held (steady), "  # type: ignore[arg-type]
           f"{float(r['overall_rate']):.1f} over the whole run incl. ramp and drain")  # type: ignore[arg-type]
     print(f"  server CPU: {cpu:.2f} s, {cpu / max(completed, 1) * 1e3:.1f} ms per call; "

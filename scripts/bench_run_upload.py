@@ -213,6 +213,9 @@ def main() -> int:
     print(f"  turnaround before the upload (all calls held): {window(turn, turn_at, ramp_end, start)}")
     print(f"  turnaround DURING the upload and import ({end - start:.1f}s): {window(turn, turn_at, start, end)}")
     print(f"  turnaround after: {window(turn, turn_at, end, float('inf'))}")
+    lag, lag_at = result["lag"], result["lag_at"]
+    print(f"  load generator's own loop lag before / DURING / after: {window(lag, lag_at, ramp_end, start)} / "
+          f"{window(lag, lag_at, start, end)} / {window(lag, lag_at, end, float('inf'))}")
     steps = result["turn_step"]
     for step in sorted(set(steps)):
         picked = [(v, t) for v, t, s in zip(turn, turn_at, steps, strict=True) if s == step]
