@@ -693,6 +693,7 @@ class AsteriskSide(asyncio.Protocol):
         self.commands: list[str] = []
         self.transport: asyncio.Transport | None = None
         self.finished = False
+        self.hung_up_at = 0.0  # when the reply to HANGUP went out: the channel is gone from here
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -731,6 +732,7 @@ class AsteriskSide(asyncio.Protocol):
         elif line.startswith("HANGUP"):
             # as recorded: the reply, then Asterisk's HANGUP notice
             self.reply(r["hangup"] + "\nHANGUP")
+            self.hung_up_at = time.perf_counter()
         elif line.startswith("GET DATA"):
             self.later(r["digits"].replace("1234", gen.promise_digits))
         elif line.endswith('""'):
@@ -767,6 +769,9 @@ class LoadGen:
         self.think = float(spec["think"])  # type: ignore[arg-type]
         self.ramp = float(spec["ramp"])  # type: ignore[arg-type]
         self.promise_digits = str(spec["promise_digits"])
+        # like the dialer's token bucket (IVR_CALLS_PER_SECOND, burst 1): after the first wave,
+        # call starts at least 1/cps apart; 0 = a call replaces each one that ends at once
+        self.cps = float(spec.get("cps") or 0.0)  # type: ignore[arg-type]
         self.capture: list[str] | None = [] if spec.get("capture") else None
         self.replies = recorded_replies()
         self.env_lines = recorded_env_template()
@@ -785,6 +790,7 @@ class LoadGen:
         self.peak = 0
         self.started = 0
         self.completed_at = array("d")
+        self.close_delay = array("d")
         self.all_done = asyncio.Event()
         self.slots = asyncio.Semaphore(self.concurrency)
 
@@ -812,7 +818,12 @@ class LoadGen:
         call.finished = True
         self.active -= 1
         if call.step == len(VERBS):
-            self.completed_at.append(time.perf_counter())
+            now = time.perf_counter()
+            self.completed_at.append(now)
+            if call.hung_up_at:
+                # the script closes the connection once the call's facts are committed (its
+                # final write waits for them): from outside, the durability delay
+                self.close_delay.append(now - call.hung_up_at)
         elif not any(e.startswith(call.call_id) for e in self.errors[-3:]):
             self.errors.append(f"{call.call_id}: ended after {call.step} commands ({exc})")
         self.slots.release()
@@ -835,12 +846,18 @@ class LoadGen:
         t0 = time.perf_counter()
         ticker = asyncio.create_task(self.ticker())
         first_wave = min(self.concurrency, len(self.call_ids))
+        last_start = t0
         for i, call_id in enumerate(self.call_ids):
             await self.slots.acquire()
             if i < first_wave and self.ramp > 0:  # the first C calls come in over `ramp` seconds
                 delay = t0 + self.ramp * i / first_wave - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            elif self.cps > 0:
+                delay = last_start + 1.0 / self.cps - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            last_start = time.perf_counter()
             self.started += 1
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -868,7 +885,8 @@ class LoadGen:
             "commands": self.commands, "peak": self.peak, "turnaround": list(self.turnaround),
             "first": list(self.first), "steady_rate": steady_rate,
             "turn_at": list(self.turn_at), "first_at": list(self.first_at), "turn_step": list(self.turn_step),
-            "lag": list(self.lag), "lag_at": list(self.lag_at),
+            "lag": list(self.lag), "lag_at": list(self.lag_at), "completed_at": list(self.completed_at),
+            "close_delay": list(self.close_delay),
             "overall_rate": len(self.completed_at) / max(t_end - t0, 1e-9), "capture": self.capture,
             "cpu": sum(proc_cpu(os.getpid())),
         }
@@ -934,7 +952,8 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60
 def drive(port: int, call_ids: list[str], args: argparse.Namespace, server_pids: list[int], *,
           capture: bool = False) -> dict[str, object]:
     spec = {"port": port, "call_ids": call_ids, "concurrency": args.concurrency, "think": args.think,
-            "ramp": args.ramp, "promise_digits": args.promise_digits, "capture": capture}
+            "ramp": args.ramp, "promise_digits": args.promise_digits, "capture": capture,
+            "cps": getattr(args, "cps", 0.0)}
     cpu0 = sum(sum(proc_cpu(pid)) for pid in server_pids)
     load = subprocess.run([sys.executable, __file__, "--load"], input=json.dumps(spec).encode(),
                           stdout=subprocess.PIPE, cwd=REPO, check=True)
@@ -1102,6 +1121,9 @@ def main() -> int:
     parser.add_argument("--attempts", type=int, default=0, help="attempts to prepare (default --calls)")
     parser.add_argument("--think", type=float, default=3.0,
                         help="seconds of subscriber time before each media reply (default 3.0, ~21 s a call)")
+    parser.add_argument("--cps", type=float, default=0.0,
+                        help="after the first wave, start calls at most this many per second, as the dialer's "
+                             "token bucket does; default 0: a call replaces each one that ends at once")
     parser.add_argument("--ramp", type=float, default=0.0,
                         help="seconds over which the first --concurrency calls come in (default: one call length)")
     parser.add_argument("--workdir", help="keep the prepared database and audio here and reuse them")

@@ -144,6 +144,10 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=9000, help="calls in all (default 9000)")
     parser.add_argument("--attempts", type=int, default=0, help="attempts to prepare (default --calls)")
     parser.add_argument("--think", type=float, default=3.0, help="seconds before each media reply (default 3)")
+    parser.add_argument("--cps", type=float, default=0.0,
+                        help="after the first wave, start calls at most this many per second, as the dialer's "
+                             "token bucket does (IVR_CALLS_PER_SECOND); default 0: a call replaces each one "
+                             "that ends at once")
     parser.add_argument("--upload-rows", type=int, default=400_000, help="rows of the uploaded file (default 400000)")
     parser.add_argument("--upload-after", type=float, default=20.0,
                         help="seconds after all calls are held before the admin uploads (default 20)")
@@ -216,6 +220,19 @@ def main() -> int:
     lag, lag_at = result["lag"], result["lag_at"]
     print(f"  load generator's own loop lag before / DURING / after: {window(lag, lag_at, ramp_end, start)} / "
           f"{window(lag, lag_at, start, end)} / {window(lag, lag_at, end, float('inf'))}")
+    # close_delay has one value per completed call, in the order of completed_at
+    closes = [t for t in result["completed_at"]][-len(result["close_delay"]):]
+    print(f"  HANGUP reply -> connection closed (the call's facts committed) before / DURING / after: "
+          f"{window(result['close_delay'], closes, ramp_end, start)} / {window(result['close_delay'], closes, start, end)} / "
+          f"{window(result['close_delay'], closes, end, float('inf'))}")
+    per_s: dict[int, int] = {}
+    for t in result["completed_at"]:
+        if start <= t <= end:
+            per_s[int(t - start)] = per_s.get(int(t - start), 0) + 1
+    if per_s:
+        counts = [per_s.get(i, 0) for i in range(int(end - start))]
+        print(f"  calls ended per second DURING: min {min(counts)}, max {max(counts)}, "
+              f"seconds with none: {sum(1 for c in counts if c == 0)} of {len(counts)}")
     steps = result["turn_step"]
     for step in sorted(set(steps)):
         picked = [(v, t) for v, t, s in zip(turn, turn_at, steps, strict=True) if s == step]
