@@ -10,12 +10,17 @@ in the import process), here with `--no-dialer` because the load generator plays
    admin with `ivr users add`.
 3. The load generator of bench_fastagi.py holds --concurrency calls on the real `debt-call`
    route (recorded bytes, --think seconds before each media reply) until --calls were made.
+   With --cps N, calls after the first wave start at most N per second, 1/N apart, as the
+   dialer's token bucket spaces its originates; without it, a new call replaces each one that
+   ends at once (a burst of ends is then a burst of call starts).
 4. Once every call slot is up plus --upload-after seconds, an admin (an HTTP client, the same
    requests a browser sends) logs in and runs the import wizard: upload (multipart), preview,
    confirm; then polls the job until the import is done.
 5. Reports call turnaround and time to the first command before, during (upload start -> import
-   done) and after the upload; checks every call's outcome and steps were stored and that the
-   file's accounts are in the database.
+   done) and after the upload, with the generator's own loop lag, the delay from the HANGUP
+   reply to the connection's close (the script closes it once the call's facts are committed)
+   and the calls ended per second; checks every call's outcome and steps were stored and that
+   the file's accounts are in the database.
 
     .venv/bin/python scripts/bench_run_upload.py --concurrency 1000 --calls 9000 --upload-rows 400000 --workdir /tmp/bru
 """
