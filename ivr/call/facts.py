@@ -14,90 +14,82 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import DateTime, String, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import DateTime, String, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ivr.call.tasks import raise_callback_core
 from ivr.db.models import (
-    Account,
     AttemptResult,
     AttemptState,
-    CallAttempt,
-    CallStep,
     CaseState,
-    DebtCase,
-    OptOut,
-    Outcome,
-    PhoneNumber,
-    Promise,
-    Reason,
+)
+from ivr.db.tables import (
+    ACCOUNTS,
+    ATTEMPTS,
+    CASES,
+    OPT_OUTS,
+    OUTCOMES,
+    PHONES,
+    PROMISES,
+    REASONS,
+    STEPS,
 )
 from ivr.outbox import facts as outbox
-
-_ATTEMPTS = cast(Table, CallAttempt.__table__)
-_ACCOUNTS = cast(Table, Account.__table__)
-_CASES = cast(Table, DebtCase.__table__)
-_OUTCOMES = cast(Table, Outcome.__table__)
-_STEPS = cast(Table, CallStep.__table__)
-_PROMISES = cast(Table, Promise.__table__)
-_REASONS = cast(Table, Reason.__table__)
-_PHONES = cast(Table, PhoneNumber.__table__)
-_OPT_OUTS = cast(Table, OptOut.__table__)
 
 # Built once, with bound parameters: building a statement and computing its cache key cost more
 # CPU than running it. Parameter names start with b_ (a name equal to a column would be taken as
 # a SET value).
 _B = bindparam
-INSERT_STEP = insert(_STEPS)
-_INSERT_OUTCOME = insert(_OUTCOMES)
-_INSERT_PROMISE = insert(_PROMISES)
-_INSERT_OPT_OUT = insert(_OPT_OUTS)
+INSERT_STEP = insert(STEPS)
+_INSERT_OUTCOME = insert(OUTCOMES)
+_INSERT_PROMISE = insert(PROMISES)
+_INSERT_OPT_OUT = insert(OPT_OUTS)
 LOAD = (
-    select(_ATTEMPTS.c.id, _ATTEMPTS.c.state, _ATTEMPTS.c.result, _ATTEMPTS.c.originated_at, _ATTEMPTS.c.uniqueid,
-           _ATTEMPTS.c.server, _ATTEMPTS.c.account_id, _ATTEMPTS.c.debt_case_id, _ATTEMPTS.c.phone_number_id,
-           _ATTEMPTS.c.phone, _ATTEMPTS.c.stage_code, _ATTEMPTS.c.language, _ATTEMPTS.c.purpose,
-           _ACCOUNTS.c.language.label("account_language"), _ACCOUNTS.c.holder_name, _ACCOUNTS.c.block_date,
-           _ACCOUNTS.c.balance, _ACCOUNTS.c.timezone,
-           _CASES.c.id.label("case_id"), _CASES.c.amount_owed, _CASES.c.state.label("case_state"))
-    .select_from(_ATTEMPTS.join(_ACCOUNTS, _ACCOUNTS.c.id == _ATTEMPTS.c.account_id)
-                 .outerjoin(_CASES, _CASES.c.id == _ATTEMPTS.c.debt_case_id))
-    .where(_ATTEMPTS.c.action_id == _B("b_call", type_=String()))
+    select(ATTEMPTS.c.id, ATTEMPTS.c.state, ATTEMPTS.c.result, ATTEMPTS.c.originated_at, ATTEMPTS.c.uniqueid,
+           ATTEMPTS.c.server, ATTEMPTS.c.account_id, ATTEMPTS.c.debt_case_id, ATTEMPTS.c.phone_number_id,
+           ATTEMPTS.c.phone, ATTEMPTS.c.stage_code, ATTEMPTS.c.language, ATTEMPTS.c.purpose,
+           ACCOUNTS.c.language.label("account_language"), ACCOUNTS.c.holder_name, ACCOUNTS.c.block_date,
+           ACCOUNTS.c.balance, ACCOUNTS.c.timezone,
+           CASES.c.id.label("case_id"), CASES.c.amount_owed, CASES.c.state.label("case_state"))
+    .select_from(ATTEMPTS.join(ACCOUNTS, ACCOUNTS.c.id == ATTEMPTS.c.account_id)
+                 .outerjoin(CASES, CASES.c.id == ATTEMPTS.c.debt_case_id))
+    .where(ATTEMPTS.c.action_id == _B("b_call", type_=String()))
 )
-_ANSWERED = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt")).values(
+_ANSWERED = update(ATTEMPTS).where(ATTEMPTS.c.id == _B("b_attempt")).values(
     # a DONE attempt (the dialer saw the hang-up first) stays done
-    state=case((_ATTEMPTS.c.state == AttemptState.DONE.value, _ATTEMPTS.c.state), else_=AttemptState.ANSWERED.value),
-    answered_at=func.coalesce(_ATTEMPTS.c.answered_at, _B("b_now", type_=DateTime())),
+    state=case((ATTEMPTS.c.state == AttemptState.DONE.value, ATTEMPTS.c.state), else_=AttemptState.ANSWERED.value),
+    answered_at=func.coalesce(ATTEMPTS.c.answered_at, _B("b_now", type_=DateTime())),
     amd_status=_B("b_amd", type_=String()),
 )
-_OUTCOME_ID = select(_OUTCOMES.c.id).where(_OUTCOMES.c.attempt_id == _B("b_attempt"))
-_ATTEMPT_RESULT = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt")).values(result=_B("b_result", type_=String()))
-_PHONE_WRONG_PARTY = update(_PHONES).where(_PHONES.c.id == _B("b_phone")).values(
+_OUTCOME_ID = select(OUTCOMES.c.id).where(OUTCOMES.c.attempt_id == _B("b_attempt"))
+_ATTEMPT_RESULT = update(ATTEMPTS).where(ATTEMPTS.c.id == _B("b_attempt")).values(result=_B("b_result", type_=String()))
+_PHONE_WRONG_PARTY = update(PHONES).where(PHONES.c.id == _B("b_phone")).values(
     status="wrong_party", status_at=_B("b_now", type_=DateTime()))
-_CASE_AMOUNT = select(_CASES.c.amount_owed).where(_CASES.c.id == _B("b_case"))
-_CANCEL_PENDING_PROMISES = update(_PROMISES).where(
-    _PROMISES.c.debt_case_id == _B("b_case"), _PROMISES.c.status == "pending",
+_CASE_AMOUNT = select(CASES.c.amount_owed).where(CASES.c.id == _B("b_case"))
+_CANCEL_PENDING_PROMISES = update(PROMISES).where(
+    PROMISES.c.debt_case_id == _B("b_case"), PROMISES.c.status == "pending",
 ).values(status="cancelled", resolved_at=_B("b_now", type_=DateTime()))
-_CASE_PROMISED = update(_CASES).where(_CASES.c.id == _B("b_case")).values(
-    state=case((_CASES.c.state == CaseState.ACTIVE.value, CaseState.PROMISED.value), else_=_CASES.c.state),
+_CASE_PROMISED = update(CASES).where(CASES.c.id == _B("b_case")).values(
+    state=case((CASES.c.state == CaseState.ACTIVE.value, CaseState.PROMISED.value), else_=CASES.c.state),
     promise_broken=False)
-_CASE_PAID_CLAIM = update(_CASES).where(_CASES.c.id == _B("b_case")).values(
+_CASE_PAID_CLAIM = update(CASES).where(CASES.c.id == _B("b_case")).values(
     next_attempt_at=_B("b_next", type_=DateTime()), wait_reason="paid_claim")
-_CASE_UNSCHEDULED = update(_CASES).where(_CASES.c.id == _B("b_case")).values(next_attempt_at=None)
-_REASON_BY_CODE = select(_REASONS.c.id, _REASONS.c.actionable, _REASONS.c.route).where(
-    _REASONS.c.code == _B("b_code", type_=String()))
-_FINISH_RESULT = update(_ATTEMPTS).where(_ATTEMPTS.c.id == _B("b_attempt"), _ATTEMPTS.c.result.is_(None)).values(
+_CASE_UNSCHEDULED = update(CASES).where(CASES.c.id == _B("b_case")).values(next_attempt_at=None)
+_REASON_BY_CODE = select(REASONS.c.id, REASONS.c.actionable, REASONS.c.route).where(
+    REASONS.c.code == _B("b_code", type_=String()))
+_FINISH_RESULT = update(ATTEMPTS).where(ATTEMPTS.c.id == _B("b_attempt"), ATTEMPTS.c.result.is_(None)).values(
     result=AttemptResult.ANSWERED.value)
-_FINISH_KIND = update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == _B("b_attempt"), _OUTCOMES.c.kind.is_(None)).values(
+_FINISH_KIND = update(OUTCOMES).where(OUTCOMES.c.attempt_id == _B("b_attempt"), OUTCOMES.c.kind.is_(None)).values(
     kind=_B("b_kind", type_=String()))
 
 
 @functools.cache
 def _outcome_update(columns: tuple[str, ...]) -> Any:
     """UPDATE of the call's outcome row setting `columns` (parameters v_<column>)."""
-    return update(_OUTCOMES).where(_OUTCOMES.c.attempt_id == _B("b_attempt")).values(
-        {name: _B(f"v_{name}", type_=_OUTCOMES.c[name].type) for name in columns})
+    return update(OUTCOMES).where(OUTCOMES.c.attempt_id == _B("b_attempt")).values(
+        {name: _B(f"v_{name}", type_=OUTCOMES.c[name].type) for name in columns})
 
 
 def _outcome_params(attempt_id: int, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ivr.db.models import (
     BlockListEntry,
-    CallAttempt,
     CallbackTask,
     DebtCase,
-    OptOut,
-    Outcome,
-    PhoneNumber,
     Promise,
     Reason,
     User,
 )
+from ivr.db.tables import ATTEMPTS, CASES, OPT_OUTS, OUTCOMES, PHONES, PROMISES, REASONS
 from ivr.outbox import events
 from ivr.outbox.events import naive_utc
 
@@ -44,39 +41,32 @@ def _money(value: Any) -> str | None:
 # paths (a Session) share one definition of every payload.
 Db = Session | Connection
 
-_ATTEMPTS = cast(Table, CallAttempt.__table__)
-_CASES = cast(Table, DebtCase.__table__)
-_OUTCOMES = cast(Table, Outcome.__table__)
-_REASONS = cast(Table, Reason.__table__)
-_PROMISES = cast(Table, Promise.__table__)
-_OPT_OUTS = cast(Table, OptOut.__table__)
-_PHONES = cast(Table, PhoneNumber.__table__)
 
 
 # Built once with bound parameters (the call facts writer runs these thousands of times).
-_CASE_REF = select(_CASES.c.id, _CASES.c.state, _CASES.c.amount_owed, _CASES.c.currency) \
-    .where(_CASES.c.id == bindparam("f_case"))
-_CASE_ACCOUNT = select(_CASES.c.account_id).where(_CASES.c.id == bindparam("f_case"))
+_CASE_REF = select(CASES.c.id, CASES.c.state, CASES.c.amount_owed, CASES.c.currency) \
+    .where(CASES.c.id == bindparam("f_case"))
+_CASE_ACCOUNT = select(CASES.c.account_id).where(CASES.c.id == bindparam("f_case"))
 _ATTEMPT_FOR_OUTCOME = select(
-    _ATTEMPTS.c.id, _ATTEMPTS.c.action_id, _ATTEMPTS.c.phone, _ATTEMPTS.c.stage_code, _ATTEMPTS.c.language,
-    _ATTEMPTS.c.result, _ATTEMPTS.c.answered_at, _ATTEMPTS.c.account_id, _ATTEMPTS.c.debt_case_id,
-).where(_ATTEMPTS.c.id == bindparam("f_attempt"))
+    ATTEMPTS.c.id, ATTEMPTS.c.action_id, ATTEMPTS.c.phone, ATTEMPTS.c.stage_code, ATTEMPTS.c.language,
+    ATTEMPTS.c.result, ATTEMPTS.c.answered_at, ATTEMPTS.c.account_id, ATTEMPTS.c.debt_case_id,
+).where(ATTEMPTS.c.id == bindparam("f_attempt"))
 _OUTCOME_OF_ATTEMPT = (
-    select(_OUTCOMES.c.kind, _OUTCOMES.c.identity, _OUTCOMES.c.promise_date, _OUTCOMES.c.paid_claim,
-           _OUTCOMES.c.opted_out, _OUTCOMES.c.human_requested, _OUTCOMES.c.message_delivered,
-           _REASONS.c.code.label("reason_code"))
-    .select_from(_OUTCOMES.outerjoin(_REASONS, _REASONS.c.id == _OUTCOMES.c.reason_id))
-    .where(_OUTCOMES.c.attempt_id == bindparam("f_attempt"))
+    select(OUTCOMES.c.kind, OUTCOMES.c.identity, OUTCOMES.c.promise_date, OUTCOMES.c.paid_claim,
+           OUTCOMES.c.opted_out, OUTCOMES.c.human_requested, OUTCOMES.c.message_delivered,
+           REASONS.c.code.label("reason_code"))
+    .select_from(OUTCOMES.outerjoin(REASONS, REASONS.c.id == OUTCOMES.c.reason_id))
+    .where(OUTCOMES.c.attempt_id == bindparam("f_attempt"))
 )
 _NEWEST_PENDING_PROMISE = (
-    select(_PROMISES).where(_PROMISES.c.debt_case_id == bindparam("f_case"), _PROMISES.c.status == "pending")
-    .order_by(_PROMISES.c.id.desc()).limit(1)
+    select(PROMISES).where(PROMISES.c.debt_case_id == bindparam("f_case"), PROMISES.c.status == "pending")
+    .order_by(PROMISES.c.id.desc()).limit(1)
 )
-_NEWEST_OPT_OUT = select(_OPT_OUTS).order_by(_OPT_OUTS.c.id.desc()).limit(1)
-_NEWEST_OPT_OUT_OF_ACCOUNT = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.account_id == bindparam("f_account"))
-_NEWEST_OPT_OUT_OF_PHONE = _NEWEST_OPT_OUT.where(_OPT_OUTS.c.phone == bindparam("f_phone"))
-_ACCOUNTS_OF_NUMBER = select(_PHONES.c.account_id).where(_PHONES.c.number == bindparam("f_phone")) \
-    .order_by(_PHONES.c.account_id)
+_NEWEST_OPT_OUT = select(OPT_OUTS).order_by(OPT_OUTS.c.id.desc()).limit(1)
+_NEWEST_OPT_OUT_OF_ACCOUNT = _NEWEST_OPT_OUT.where(OPT_OUTS.c.account_id == bindparam("f_account"))
+_NEWEST_OPT_OUT_OF_PHONE = _NEWEST_OPT_OUT.where(OPT_OUTS.c.phone == bindparam("f_phone"))
+_ACCOUNTS_OF_NUMBER = select(PHONES.c.account_id).where(PHONES.c.number == bindparam("f_phone")) \
+    .order_by(PHONES.c.account_id)
 
 
 def _case_ref(session: Db, case_id: int | None) -> dict[str, Any]:
