@@ -24,6 +24,7 @@ tick at once. Rules, in the order they are checked:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -32,7 +33,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Result, and_, or_, select, update
+from sqlalchemy import CursorResult, Result, Update, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ from ivr.db.models import (
     PhoneNumber,
     Promise,
 )
+from ivr.db.tables import CASES
 from ivr.dialer.policy import Rules, Stage
 from ivr.dialer.windows import local_midnight_utc, naive_utc, resolve_timezone, to_utc, zone
 from ivr.outbox import facts as outbox
@@ -334,8 +336,8 @@ def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[i
     try:
         # one savepoint for the chunk's writes (a savepoint per case costs two round trips each)
         with session.begin_nested():
-            applied = [apply_decision(session, row.id, row.account_id, view, d, now) for row, view, d in planned]
-    except Exception:  # noqa: BLE001 - a write failed: find the case at fault, keep the others
+            applied = list(_apply_planned(session, planned, now))
+    except Exception:  # noqa: BLE001 - a write failed or a case changed (_Conflict): find which, keep the others
         # the chunk's writes were undone; redo them one savepoint each, so that a failed statement
         # is undone alone and, on PostgreSQL, the transaction stays usable for the cases after it
         applied = []
@@ -375,28 +377,8 @@ def apply_decision(
 ) -> bool:
     """Compare-and-set the case, then the side effects; False when the case changed meanwhile."""
     naive_now = naive_utc(now)
-    values: dict[str, Any] = {
-        "state": d.state, "stage_code": d.stage_code, "attempts_in_stage": d.attempts_in_stage,
-        "next_attempt_at": d.next_attempt_at, "promise_broken": d.promise_broken, "updated_at": naive_now,
-    }
-    if any(e in ("waiting_first_stage", "exhausted_wait") for e in d.events):
-        values["wait_reason"] = "waiting_stage"
-    if d.entered_stage:
-        values["stage_entered_at"] = naive_now
-        values["next_phone_priority"] = 1
-    if d.closed:
-        values["closed_at"] = naive_now
-    result = session.execute(
-        update(DebtCase)
-        .where(
-            DebtCase.id == case_id,
-            DebtCase.state == case.state,
-            DebtCase.stage_code.is_not_distinct_from(case.stage_code),
-            DebtCase.attempts_in_stage == case.attempts_in_stage,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    values = _case_values(d, naive_now)
+    result = session.connection().execute(_case_update(tuple(values)), _cas_params(case_id, case, values))
     if _rowcount(result) != 1:
         return False
     if d.promise_status:
@@ -413,6 +395,81 @@ def apply_decision(
         ensure_retention_task(session, account_id, case_id, now)
     log.debug("case %s: %s", case_id, ", ".join(d.events))
     return True
+
+
+class _Conflict(Exception):
+    """A batched compare-and-set matched fewer cases than planned: one changed meanwhile."""
+
+
+def _apply_planned(session: Session, planned: list[tuple[Any, CaseView, Decision]], now: dt.datetime) -> list[bool]:
+    """Apply a chunk's decisions inside the caller's savepoint. A decision that only updates the
+    case (most of them: a new case staged, a stage entered, a wait dated) goes in one executemany
+    per column set, about 20x cheaper than a statement per case; one with side effects (a promise
+    resolved, the block list, a retention task) goes through `apply_decision`. Raises _Conflict
+    when a batched case no longer matched: the caller rolls the savepoint back and applies the
+    chunk one case at a time, which tells which case changed."""
+    conn = session.connection()
+    if not conn.dialect.supports_sane_multi_rowcount:
+        return [apply_decision(session, row.id, row.account_id, view, d, now) for row, view, d in planned]
+    naive_now = naive_utc(now)
+    batched: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    applied: list[bool] = []
+    for row, view, d in planned:
+        if d.promise_status or d.add_to_block_list or d.retention_task:
+            applied.append(apply_decision(session, row.id, row.account_id, view, d, now))
+            continue
+        values = _case_values(d, naive_now)
+        batched.setdefault(tuple(values), []).append(_cas_params(row.id, view, values))
+        applied.append(True)
+    for columns, params in batched.items():
+        matched = _rowcount(conn.execute(_case_update(columns), params))
+        if matched != len(params):
+            raise _Conflict(f"{len(params) - matched} of {len(params)} case(s) changed meanwhile")
+    return applied
+
+
+def _case_values(d: Decision, naive_now: dt.datetime) -> dict[str, Any]:
+    """The columns a decision sets on the case."""
+    values: dict[str, Any] = {
+        "state": d.state, "stage_code": d.stage_code, "attempts_in_stage": d.attempts_in_stage,
+        "next_attempt_at": d.next_attempt_at, "promise_broken": d.promise_broken, "updated_at": naive_now,
+    }
+    if any(e in ("waiting_first_stage", "exhausted_wait") for e in d.events):
+        values["wait_reason"] = "waiting_stage"
+    if d.entered_stage:
+        values["stage_entered_at"] = naive_now
+        values["next_phone_priority"] = 1
+    if d.closed:
+        values["closed_at"] = naive_now
+    return values
+
+
+def _cas_params(case_id: int, case: CaseView, values: dict[str, Any]) -> dict[str, Any]:
+    """Bound parameters of `_case_update`: the new values, and the case as it was read."""
+    params = {f"new_{name}": value for name, value in values.items()}
+    params.update(cas_id=case_id, cas_state=case.state, cas_stage=case.stage_code, cas_attempts=case.attempts_in_stage)
+    return params
+
+
+@functools.cache
+def _case_update(columns: tuple[str, ...]) -> Update:
+    """The compare-and-set UPDATE of one case that sets `columns`, built once per column set.
+
+    Built anew for every case (an ORM `update(DebtCase).where(...).values(...)`), the statement
+    cost about 0.5 ms of SQLAlchemy work per case: staging 400,000 imported cases took minutes
+    and, on SQLite, held the write lock while it did, so the call facts waited seconds for it.
+    A prebuilt statement with bound parameters is compiled once and reused from the cache."""
+    c = CASES.c
+    return (
+        update(CASES)
+        .where(
+            c.id == bindparam("cas_id"),
+            c.state == bindparam("cas_state"),
+            c.stage_code.is_not_distinct_from(bindparam("cas_stage")),
+            c.attempts_in_stage == bindparam("cas_attempts"),
+        )
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
 
 
 def add_to_block_list(session: Session, account_id: int, case_id: int, stage_code: str | None, now: dt.datetime) -> None:

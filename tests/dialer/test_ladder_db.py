@@ -146,3 +146,39 @@ def test_one_bad_case_never_stops_the_tick_for_the_others(any_db: Database, capl
     assert len(tracebacks) == 1 and f"case {ancient} " in tracebacks[0].getMessage()
     summary = [r.getMessage() for r in caplog.records if "2 case(s) skipped" in r.getMessage()]
     assert len(summary) == 1 and str(ancient) in summary[0] and str(refused) in summary[0]
+
+
+def test_a_case_changed_during_a_batched_chunk_is_a_conflict_and_the_others_are_staged(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk's plain decisions go in one executemany; when one case changed between the read
+    and the write (a call ended and counted an attempt), that batch matches one row fewer: it is
+    undone and redone case by case, so the changed case is left alone and the others are staged."""
+    from ivr.dialer import ladder
+
+    opened = dt.date(2026, 3, 1)
+    with any_db.sessions.begin() as s:
+        ids = [add_case(s, stage_code=None, opened_on=opened, block_date=dt.date(2026, 3, 20)).id for _ in range(5)]
+    raced = ids[2]
+    read_promises, batched = ladder.pending_promises, ladder._apply_planned
+    tries: list[int] = []
+
+    def race_after_the_read(session, case_ids):  # type: ignore[no-untyped-def]
+        # runs after the chunk read its cases, before its savepoint: another process's write
+        session.execute(text("UPDATE debt_cases SET attempts_in_stage = 7 WHERE id = :id"), {"id": raced})
+        return read_promises(session, case_ids)
+
+    def counted(session, planned, now):  # type: ignore[no-untyped-def]
+        tries.append(len(planned))
+        return batched(session, planned, now)
+
+    monkeypatch.setattr(ladder, "pending_promises", race_after_the_read)
+    monkeypatch.setattr(ladder, "_apply_planned", counted)
+    with any_db.sessions.begin() as s:
+        report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)))
+    assert tries == [5]  # one batched try; the retry went case by case
+    assert (report.changed, report.conflicts, report.failed) == (4, 1, 0)
+    with any_db.sessions() as s:
+        cases = {c.id: c for c in s.scalars(select(DebtCase).where(DebtCase.id.in_(ids)))}
+    assert cases[raced].stage_code is None and cases[raced].attempts_in_stage == 7
+    assert all(cases[i].stage_code == "reminder" and cases[i].stage_entered_at is not None for i in ids if i != raced)
