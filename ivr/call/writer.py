@@ -44,6 +44,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from ivr.agi.ratelog import RateLimitedLog
+from ivr.db.sqlite_lock import begin_immediate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -307,6 +308,7 @@ class FactWriter:
         try:
             conn = self._connection()
             with conn.begin():
+                begin_immediate(conn)  # on SQLite: wait for the write lock without missing gaps
                 rows: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
                 for item in group:
                     if item.insert is not None:
@@ -349,6 +351,7 @@ class FactWriter:
             try:
                 conn = self._connection()
                 with conn.begin():
+                    begin_immediate(conn)
                     if item.insert is not None:
                         conn.execute(item.insert, item.row or {})
                         result = None
