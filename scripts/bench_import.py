@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from ivr.billing.importer import ACCOUNT_BATCH, import_accounts  # noqa: E402
+from ivr.billing.importer import ACCOUNT_BATCH, SQLITE_ACCOUNT_BATCH, import_accounts  # noqa: E402
 from ivr.config import Settings  # noqa: E402
 from ivr.db.base import make_engine, make_session_factory  # noqa: E402
 from ivr.db.migrate import upgrade  # noqa: E402
@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
     parser.add_argument("--pg", metavar="URL", help="PostgreSQL URL instead of a SQLite file")
-    parser.add_argument("--batch", type=int, default=ACCOUNT_BATCH, help=f"rows per transaction (default {ACCOUNT_BATCH:,})")
+    parser.add_argument("--batch", type=int, default=None,
+                        help=f"rows per transaction (default: the importer's, {SQLITE_ACCOUNT_BATCH:,} on SQLite, "
+                             f"{ACCOUNT_BATCH:,} on PostgreSQL)")
     parser.add_argument("--parallel", choices=("auto", "yes", "no"), default="auto",
                         help="parse in a second process (default: auto, by file size)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
