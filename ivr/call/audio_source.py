@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CallAudioSource", "PreparedCall"]
 
+# threads for a call start's file reads (the manifest, the message file's existence): their own,
+# so a slow disk cannot hold up the recorder's database work in the loop's default executor
+FILE_READ_THREADS = 4
+
 
 class CallAudioSource:
     def __init__(self, sessions: sessionmaker[Session], preparer: AudioPreparer | Callable[[], AudioPreparer],
@@ -60,6 +66,8 @@ class CallAudioSource:
         self.versions = versions or manifest.ContentVersions(sessions, settings)
         self.fallbacks: Counter[str] = Counter()  # call starts that prepared, by reason kind
         self._fallback_logged: set[str] = set()
+        # threads start on the first read (a classic AGI process that uses the in-memory path never starts one)
+        self._file_reads = ThreadPoolExecutor(FILE_READ_THREADS, thread_name_prefix="ivr-call-files")
 
     @property
     def preparer(self) -> AudioPreparer:
@@ -167,7 +175,11 @@ class CallAudioSource:
         self._remember(call_id, prepared)
 
     async def for_call(self, call_id: str, info: CallInfo) -> PreparedCall:
-        return self._by_url(call_id, await self._for_call(call_id, info))
+        prepared = await self._for_call(call_id, info)
+        if not self._settings.audio_base_url:
+            return prepared
+        # Path.resolve of every file name is file-system work: off the loop, as the manifest read
+        return await asyncio.get_running_loop().run_in_executor(self._file_reads, self._by_url, call_id, prepared)
 
     def _by_url(self, call_id: str, prepared: PreparedCall) -> PreparedCall:
         """With IVR_AUDIO_BASE_URL, name every file by its URL (ivr.call.media_urls)."""
@@ -207,20 +219,35 @@ class CallAudioSource:
             today = self._clock.now().astimezone(ZoneInfo(info.timezone)).date()
         except Exception:  # noqa: BLE001 - as in _prepare_sync
             today = self._clock.now().astimezone(ZoneInfo(self._settings.default_timezone)).date()
+        loaded = await asyncio.get_running_loop().run_in_executor(
+            self._file_reads, self._read_manifest, call_id, today)
+        if loaded is None:
+            self._fallback("missing", info, "no audio manifest (not staged by a dialer, or staged on another day)")
+            return None
+        doc, prepared = loaded
+        current = await self.versions.current(prepared.audio.language)
+        if current != doc.get("fingerprint"):
+            raise manifest.ManifestUnusable(
+                "stale", "templates, overrides, reasons or options changed since the dialer prepared the call")
+        return prepared
+
+    def _read_manifest(self, call_id: str, today: dt.date) -> tuple[dict[str, Any], PreparedCall] | None:
+        """A call start's blocking file work, on the file-read threads, never on the event loop.
+
+        A manifest is a few KB, usually in the page cache, but not always: it may have been staged
+        hours earlier and evicted, and a disk busy with an import's writes makes a cold read wait.
+        Read on the loop, such a read stopped every call in the process for its duration:
+        scripts/bench_run_upload.py showed whole-process stalls of 0.1-1.6 s, and a kernel-stack
+        sampler caught the loop thread in read() waiting for the page (folio_wait_bit_common)."""
         doc = manifest.read(self._settings.audio_cache_dir, call_id, today)
         if doc is None:
-            self._fallback("missing", info, "no audio manifest (not staged by a dialer, or staged on another day)")
             return None
         prepared = manifest.decode(doc)
         if prepared.today != today:  # a bad time zone name at staging vs now: be safe
             raise manifest.ManifestUnusable("stale", f"manifest made for {prepared.today}, the call is on {today}")
         if not os.path.exists(prepared.audio.message + ".wav"):
             raise manifest.ManifestUnusable("purged", "the debt message's audio file is gone from the cache")
-        current = await self.versions.current(prepared.audio.language)
-        if current != doc.get("fingerprint"):
-            raise manifest.ManifestUnusable(
-                "stale", "templates, overrides, reasons or options changed since the dialer prepared the call")
-        return prepared
+        return doc, prepared
 
     def _fallback(self, kind: str, info: CallInfo, why: str) -> None:
         self.fallbacks[kind] += 1

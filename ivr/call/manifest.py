@@ -275,9 +275,8 @@ def remove_old_days(cache_root: Path, today: dt.date) -> int:
 
 
 def read(cache_root: Path, call_id: str, day: dt.date) -> dict[str, Any] | None:
-    """The manifest of `call_id` for local date `day`; None if there is none. Read on the event
-    loop on purpose: a few KB just written by the dialer, from the page cache, costs less than
-    handing it to a thread."""
+    """The manifest of `call_id` for local date `day`; None if there is none. Blocking file I/O:
+    the FastAGI side calls it off the event loop (CallAudioSource._read_manifest says why)."""
     try:
         with open(manifest_path(cache_root, call_id, day), "rb") as f:
             data = f.read()

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import shutil
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -172,6 +173,28 @@ async def test_purged_audio_falls_back_and_synthesises_again(rig: CallRig, monke
     assert Path(message + ".wav").is_file()  # made again by the call-start preparation
     assert any(message in c for c in played(rig, attempt_id))
 
+
+
+async def test_a_slow_manifest_read_does_not_stop_the_event_loop(rig: CallRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest not in the page cache waits for the disk; the other calls must go on meanwhile.
+    The read below waits until the event loop has run a callback: on the loop thread it could
+    not (it would wait out the 10 s and count as blocked)."""
+    rig.audio._ready = _OtherProcess()
+    loop = asyncio.get_running_loop()
+    seen: list[bool] = []
+    real_read = manifest.read
+
+    def slow_read(*args: Any) -> Any:
+        loop_ran = threading.Event()
+        loop.call_soon_threadsafe(loop_ran.set)
+        seen.append(loop_ran.wait(10))
+        return real_read(*args)
+
+    monkeypatch.setattr(manifest, "read", slow_read)
+    attempt_id = await rig.call(presses("1", "2"))
+    assert seen == [True]  # read once, while the loop kept running
+    assert not rig.audio.fallbacks  # and the call used what it read
+    assert ("menu", "2", "ok") in steps(rig, attempt_id)
 
 # -- the manifest itself ---------------------------------------------------------------------------
 
