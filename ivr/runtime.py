@@ -58,6 +58,7 @@ class Services:
     web_process: Any = None  # ivr.web.process.WebProcess when the web UI runs in its own process
     sim: Any = None
     monitor: Any = None
+    loop_watch: Any = None  # ivr.loopwatch.LoopWatch of the process's event loop
     push_stop: asyncio.Event | None = None
     push_task: asyncio.Task[Any] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -290,6 +291,7 @@ def service_info(services: Services) -> dict[str, Any]:
                 for name, c in services.ami.items()},
         "dialer": None,
         "lines": {},
+        "loop": None if services.loop_watch is None else services.loop_watch.snapshot(),
     }
     if dialer is not None:
         info["lines"] = {name: {"limit": server.channel_limit, "in_use": dialer.lines.in_use(name)}

@@ -151,7 +151,8 @@ def run_workers(args: argparse.Namespace, settings: Settings, workers: int) -> i
     return worst
 
 
-async def publish_load(server: FastAGIServer, sessions: Any, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+async def publish_load(server: FastAGIServer, sessions: Any, stop: asyncio.Event, *, interval: float = 1.0,
+                       watch: Any = None) -> None:
     """Every `interval` seconds, this process's calls up and delays into its heartbeat row (a
     worker thread writes it: never a query on the calls' event loop)."""
     from ivr import heartbeat
@@ -160,7 +161,10 @@ async def publish_load(server: FastAGIServer, sessions: Any, stop: asyncio.Event
     instance = heartbeat.instance_name()
     started = dt.datetime.now(dt.UTC)
     while not stop.is_set():
-        info = {"agi": {"host": server.host, "port": server.port, "load": server.load.snapshot().as_dict()}}
+        info: dict[str, Any] = {"agi": {"host": server.host, "port": server.port,
+                                        "load": server.load.snapshot().as_dict()}}
+        if watch is not None:
+            info["loop"] = watch.snapshot()
         try:
             await asyncio.to_thread(heartbeat.beat, sessions, instance, AGI_ROLE, info, dt.datetime.now(dt.UTC),
                                     started_at=started)
@@ -189,8 +193,13 @@ async def serve(server: FastAGIServer, *, grace: float = 30.0, stop: asyncio.Eve
         for sig in installed:
             loop.remove_signal_handler(sig)
         raise bind_failure("the FastAGI server", server.host, server.port, exc, "IVR_AGI_PORT") from None
+    from ivr.loopwatch import LoopWatch
+
+    watch = LoopWatch()  # a stall of this loop stops every call: logged with where it is stuck
+    watch.start()
     publisher_stop = asyncio.Event()
-    publisher = asyncio.create_task(publish_load(server, sessions, publisher_stop)) if sessions is not None else None
+    publisher = (asyncio.create_task(publish_load(server, sessions, publisher_stop, watch=watch))
+                 if sessions is not None else None)
     try:
         await stop.wait()
         log.info("FastAGI: stopping; %d call(s) in progress get up to %.0fs", server.active_calls, grace)
@@ -199,5 +208,6 @@ async def serve(server: FastAGIServer, *, grace: float = 30.0, stop: asyncio.Eve
         if publisher is not None:
             publisher_stop.set()
             await asyncio.wait([publisher], timeout=10)
+        watch.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)

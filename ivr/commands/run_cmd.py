@@ -128,6 +128,11 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
     # as in `ivr agi-server`: start-up objects out of the collector's view, full collections rare
     # (they stalled every call's next command at thousands of calls held, issue 12)
     freeze_startup_objects()
+    from ivr.loopwatch import LoopWatch
+
+    # a stall of this loop stops every call and the dialer: logged with where it is stuck
+    services.loop_watch = LoopWatch()
+    services.loop_watch.start()
     if services.dialer is not None:
         services.spawn(_warm_up(services.audio))
         dialer_task = asyncio.create_task(services.dialer.run(stop))
@@ -143,6 +148,7 @@ async def _main(settings: Settings, args: argparse.Namespace, book: Any) -> int:
         monitor_stop.set()
         await asyncio.wait([monitor_task], timeout=10)
         await stop_services(services)
+        services.loop_watch.stop()
         if sim is not None:
             await sim.stop()
     log.info("ivr run stopped")

@@ -80,6 +80,7 @@ def collect(settings: Settings, db: Any, now: dt.datetime) -> dict[str, Any]:
         "at": now.isoformat(timespec="seconds"),
         "services": [{"instance": p.instance, "role": p.role, "host": p.host, "pid": p.pid, "alive": p.alive,
                       "stopped": p.stopped, "simulator": bool(p.info.get("simulator")),
+                      "loop": p.info.get("loop"),
                       "started_at": p.started_at.isoformat(timespec="seconds"),
                       "updated_at": p.updated_at.isoformat(timespec="seconds")} for p in peers],
         "cases": outlook.to_dict(),
@@ -101,6 +102,11 @@ def render(report: dict[str, Any]) -> str:
     for s in alive:
         sim = " on the BUILT-IN SIMULATOR" if s["simulator"] else ""
         out.append(f"service: {s['role']} {s['instance']} up since {s['started_at']}{sim}")
+        loop = s.get("loop") or {}
+        if loop.get("count"):
+            out.append(f"  EVENT LOOP STALLS (over {loop['threshold_ms']} ms, every call waits): {loop['count']}, "
+                       f"longest {loop['longest_ms']} ms; last at {loop['last_at']} in {loop['last_where']} "
+                       "(the log has its stack)")
     for a in report["ami"]:
         state = "connected" if a["connected"] else f"DOWN ({a.get('last_error') or 'not connected'})"
         out.append(f"AMI {a['server']}: {state} since {a['since']}")

@@ -76,6 +76,7 @@ def test_ivr_run_calls_at_once_says_what_it_does_stops_cleanly_and_resumes(tmp_p
         report = json.loads(status.stdout)
         running = [s for s in report["services"] if s["alive"]]
         assert len(running) == 1 and running[0]["role"] == "run" and running[0]["simulator"]
+        assert running[0]["loop"]["threshold_ms"] == 250  # the event-loop watchdog runs in the service
         assert [a["connected"] for a in report["ami"]] == [True]
         assert [f["answers"] for f in report["fastagi"]] == [True]
         assert [d["ok"] for d in report["dialing"]] == [True]  # the FastAGI health gate lets it dial
