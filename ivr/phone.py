@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
 from phonenumbers import timezone as pn_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 __all__ = ["PhoneError", "costs_extra", "normalize_phone", "timezone_for_phone", "country_for_phone"]
 
@@ -64,9 +65,15 @@ class _Region:
     # one pattern for "valid": the general pattern and length, and any number type's pattern
     # with that type's lengths (what phonenumbers.is_valid_number checks, in one regex call)
     valid_re: re.Pattern[str]
+    # phonenumbers' "matches the fixed-line description" (its own lengths only, no fallback to
+    # the general ones); None: no number of the region is a fixed line
+    fixed_re: re.Pattern[str] | None = None
 
     def valid(self, nsn: str) -> bool:
         return self.valid_re.fullmatch(nsn) is not None
+
+    def fixed_line(self, nsn: str) -> bool:
+        return self.fixed_re is not None and self.fixed_re.fullmatch(nsn) is not None
 
 
 def _lengths(lengths: frozenset[int]) -> str:
@@ -98,6 +105,11 @@ def _region(code: str) -> _Region | None:
     if not types or not general_lengths:
         return None
     general = gdesc.national_number_pattern
+    fixed_re = None
+    fdesc = meta.fixed_line
+    if fdesc is not None and fdesc.national_number_pattern is not None and -1 not in (fdesc.possible_length or ()):
+        flengths = frozenset(fdesc.possible_length or ())
+        fixed_re = re.compile((_lengths(flengths) if flengths else "") + f"(?:{fdesc.national_number_pattern})")
     valid_re = re.compile(f"{_lengths(general_lengths)}(?=(?:{general})\\Z)(?:{'|'.join(types)})")
     return _Region(
         code=code.upper(),
@@ -108,6 +120,7 @@ def _region(code: str) -> _Region | None:
         general_lengths=general_lengths,
         max_len=max(general_lengths),
         valid_re=valid_re,
+        fixed_re=fixed_re,
     )
 
 
@@ -234,6 +247,8 @@ def timezone_for_phone(e164: str, default: str) -> str:
     """The number's time zone when it has exactly one (a landline's area code), else `default`.
 
     Russian mobile numbers span a dozen zones, so they fall back to `default`."""
+    if _surely_no_single_zone(e164):
+        return default
     try:
         parsed = phonenumbers.parse(e164, None)
     except NumberParseException:
@@ -246,6 +261,47 @@ def timezone_for_phone(e164: str, default: str) -> str:
     except (KeyError, ValueError, OSError):  # a zone name the local tz database lacks
         return default
     return zones[0]
+
+
+@lru_cache(maxsize=256)
+def _country_code_facts(cc: str) -> tuple[_Region, bool] | None:
+    """For a country code whose numbers never get exactly one zone unless they are geographic:
+    its main region's fast-path metadata, and whether its mobiles count as geographic."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(cc))
+    if not regions:
+        return None
+    info = _region(regions[0])
+    # phonenumbers' zones for a number of a non-geographic type: its country code's (cc, or
+    # the first two digits of a three-digit one)
+    data = TIMEZONE_DATA
+    zones = data.get(cc) or (data.get(cc[:2]) if len(cc) == 3 else None)
+    if info is None or not info.main or (zones is not None and len(zones) == 1):
+        return None
+    return info, phonenumbers.is_number_type_geographical(phonenumbers.PhoneNumberType.MOBILE, int(cc))
+
+
+def _surely_no_single_zone(e164: str) -> bool:
+    """True when phonenumbers' time-zone lookup surely finds no single zone, decided without
+    parsing: parse, number_type and the lookup cost ~60 µs a number, most of what staging a
+    million-row import's cases cost. Exactly when: the number is valid in its country code's main
+    region (so phonenumbers keeps it as written and takes that region's types), it is not a fixed
+    line there, mobiles there are not geographic, and the country code's own zones are not one.
+    Then its type is not geographic and phonenumbers answers with the country's zones. A Russian
+    mobile is the common case; anything else (a landline, another country) returns False and
+    goes through phonenumbers. tests/test_phone.py checks both ways agree."""
+    if len(e164) < 4 or e164[0] != "+" or not e164[1:].isdigit():
+        return False
+    for n in (1, 2, 3):
+        if int(e164[1:1 + n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False
+    facts = _country_code_facts(e164[1:1 + n])
+    if facts is None:
+        return False
+    info, geographic_mobiles = facts
+    nsn = e164[1 + n:]
+    return not geographic_mobiles and info.valid(nsn) and not info.fixed_line(nsn)
 
 
 @lru_cache(maxsize=65536)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
@@ -153,3 +155,67 @@ def test_costs_extra_agrees_with_phonenumbers_on_every_example_number():
             assert costs_extra(e164) == labels.get(phonenumbers.number_type(example)), (region, kind, e164)
             checked += 1
     assert checked > 500
+
+
+def _zone_by_phonenumbers(e164: str, default: str) -> str:
+    """What timezone_for_phone answered before its shortcut: phonenumbers all the way."""
+    from phonenumbers import timezone as pn_timezone
+
+    try:
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return default
+    if len(zones) != 1 or zones[0] == pn_timezone.UNKNOWN_TIMEZONE:
+        return default
+    try:
+        ZoneInfo(zones[0])
+    except (KeyError, ValueError, OSError):  # as timezone_for_phone: a zone the tz database lacks
+        return default
+    return zones[0]
+
+
+def test_timezone_shortcut_agrees_with_phonenumbers_on_every_example_number():
+    """The shortcut (no parse) only ever answers "the default" where phonenumbers would too,
+    over every region's example numbers of every type, and it does fire for Russian mobiles."""
+    from phonenumbers import PhoneNumberType as T
+
+    from ivr.phone import _surely_no_single_zone
+
+    fired = checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (T.FIXED_LINE, T.MOBILE, T.FIXED_LINE_OR_MOBILE, T.TOLL_FREE, T.PREMIUM_RATE,
+                     T.SHARED_COST, T.VOIP, T.PERSONAL_NUMBER, T.PAGER, T.UAN, T.VOICEMAIL):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            checked += 1
+            if _surely_no_single_zone(e164):
+                fired += 1
+                assert _zone_by_phonenumbers(e164, "Default/Zone") == "Default/Zone", (region, kind, e164)
+            assert timezone_for_phone.__wrapped__(e164, "Default/Zone") == _zone_by_phonenumbers(
+                e164, "Default/Zone"), (region, kind, e164)
+    assert checked > 1000 and fired > 10
+
+
+@st.composite
+def e164_like(draw):
+    prefix = draw(st.sampled_from(["79", "7", "749", "7495", "7812", "7383", "7800", "7700", "77", "380", "375",
+                                   "1", "49", "86", "55", "52", "44", "998"]))
+    return "+" + prefix + draw(st.text(alphabet="0123456789", min_size=0, max_size=11))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(e164=e164_like())
+def test_timezone_shortcut_agrees_with_phonenumbers_on_any_digits(e164):
+    assert timezone_for_phone.__wrapped__(e164, "Default/Zone") == _zone_by_phonenumbers(e164, "Default/Zone")
+
+
+def test_timezone_shortcut_takes_russian_mobiles_and_leaves_landlines_to_phonenumbers():
+    from ivr.phone import _surely_no_single_zone
+
+    assert _surely_no_single_zone("+79161234567") and _surely_no_single_zone("+79991234567")
+    assert not _surely_no_single_zone("+74951234567")  # a Moscow landline: one zone, phonenumbers says which
+    assert not _surely_no_single_zone("+77011234567")  # Kazakhstan shares +7: not valid in RU, phonenumbers
+    assert not _surely_no_single_zone("+7916123456")  # too short to be valid: phonenumbers decides
+    assert not _surely_no_single_zone("79161234567") and not _surely_no_single_zone("+")
