@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
 from phonenumbers import timezone as pn_timezone
-from phonenumbers.tzdata import TIMEZONE_DATA
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 __all__ = ["PhoneError", "costs_extra", "normalize_phone", "timezone_for_phone", "country_for_phone"]
 
@@ -65,15 +66,24 @@ class _Region:
     # one pattern for "valid": the general pattern and length, and any number type's pattern
     # with that type's lengths (what phonenumbers.is_valid_number checks, in one regex call)
     valid_re: re.Pattern[str]
-    # phonenumbers' "matches the fixed-line description" (its own lengths only, no fallback to
-    # the general ones); None: no number of the region is a fixed line
+    # phonenumbers' number_type, as far as the time zone needs it: "matches the fixed-line
+    # description", and "matches one of the types it checks before fixed line" (premium rate,
+    # toll free, ...), each with the description's own lengths; None: never matches
     fixed_re: re.Pattern[str] | None = None
+    before_fixed_re: re.Pattern[str] | None = None
 
     def valid(self, nsn: str) -> bool:
         return self.valid_re.fullmatch(nsn) is not None
 
-    def fixed_line(self, nsn: str) -> bool:
-        return self.fixed_re is not None and self.fixed_re.fullmatch(nsn) is not None
+    def geographic_type(self, nsn: str, mobiles_geographic: bool) -> bool:
+        """For a valid `nsn`: is its phonenumbers type a geographic one (fixed line, fixed line or
+        mobile, and mobile where mobiles are)? Mirrors phonenumbers' number_type: the types it
+        checks before fixed line win; a valid number matching none of them nor fixed line is a mobile."""
+        if self.before_fixed_re is not None and self.before_fixed_re.fullmatch(nsn) is not None:
+            return False
+        if self.fixed_re is not None and self.fixed_re.fullmatch(nsn) is not None:
+            return True
+        return mobiles_geographic
 
 
 def _lengths(lengths: frozenset[int]) -> str:
@@ -105,11 +115,9 @@ def _region(code: str) -> _Region | None:
     if not types or not general_lengths:
         return None
     general = gdesc.national_number_pattern
-    fixed_re = None
-    fdesc = meta.fixed_line
-    if fdesc is not None and fdesc.national_number_pattern is not None and -1 not in (fdesc.possible_length or ()):
-        flengths = frozenset(fdesc.possible_length or ())
-        fixed_re = re.compile((_lengths(flengths) if flengths else "") + f"(?:{fdesc.national_number_pattern})")
+    fixed_re = _desc_re([meta.fixed_line])
+    before_fixed_re = _desc_re([meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip,
+                                meta.personal_number, meta.pager, meta.uan, meta.voicemail])
     valid_re = re.compile(f"{_lengths(general_lengths)}(?=(?:{general})\\Z)(?:{'|'.join(types)})")
     return _Region(
         code=code.upper(),
@@ -121,7 +129,22 @@ def _region(code: str) -> _Region | None:
         max_len=max(general_lengths),
         valid_re=valid_re,
         fixed_re=fixed_re,
+        before_fixed_re=before_fixed_re,
     )
+
+
+def _desc_re(descs: list[Any]) -> re.Pattern[str] | None:
+    """One regex for "matches any of these descriptions" as phonenumbers' _is_number_matching_desc
+    decides it: the description's own lengths when it has some (-1: none), then its pattern."""
+    parts = []
+    for desc in descs:
+        if desc is None or desc.national_number_pattern is None:
+            continue
+        lengths = frozenset(desc.possible_length or ())
+        if -1 in lengths:
+            continue
+        parts.append((_lengths(lengths) if lengths else "") + f"(?:{desc.national_number_pattern})")
+    return re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
 
 
 def _fast(digits: str, plus: bool, info: _Region) -> str | None:
@@ -247,13 +270,13 @@ def timezone_for_phone(e164: str, default: str) -> str:
     """The number's time zone when it has exactly one (a landline's area code), else `default`.
 
     Russian mobile numbers span a dozen zones, so they fall back to `default`."""
-    if _surely_no_single_zone(e164):
-        return default
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except NumberParseException:
-        return default
-    zones = pn_timezone.time_zones_for_number(parsed)
+    zones = _zones_without_parsing(e164)
+    if zones is None:
+        try:
+            parsed = phonenumbers.parse(e164, None)
+        except NumberParseException:
+            return default
+        zones = pn_timezone.time_zones_for_number(parsed)
     if len(zones) != 1 or zones[0] == pn_timezone.UNKNOWN_TIMEZONE:
         return default
     try:
@@ -264,44 +287,61 @@ def timezone_for_phone(e164: str, default: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _country_code_facts(cc: str) -> tuple[_Region, bool] | None:
-    """For a country code whose numbers never get exactly one zone unless they are geographic:
-    its main region's fast-path metadata, and whether its mobiles count as geographic."""
+def _country_code_facts(cc: str) -> tuple[_Region, re.Pattern[str] | None, bool, tuple[str, ...] | None] | None:
+    """For the shortcut: the main region of country code `cc` (None when the shortcut cannot
+    mirror phonenumbers for it), its leading digits, whether its mobiles are geographic, and the
+    zones phonenumbers gives a number of a non-geographic type (cc's, or the first two digits' of
+    a three-digit one)."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(cc))
     if not regions:
         return None
     info = _region(regions[0])
-    # phonenumbers' zones for a number of a non-geographic type: its country code's (cc, or
-    # the first two digits of a three-digit one)
-    data = TIMEZONE_DATA
-    zones = data.get(cc) or (data.get(cc[:2]) if len(cc) == 3 else None)
-    if info is None or not info.main or (zones is not None and len(zones) == 1):
+    meta = PhoneMetadata.metadata_for_region(regions[0])
+    if info is None or not info.main or meta is None:
         return None
-    return info, phonenumbers.is_number_type_geographical(phonenumbers.PhoneNumberType.MOBILE, int(cc))
+    # phonenumbers gives a number to the first region of the code whose leading digits start it
+    # (RU: 3, 4, 8, 9), or without leading digits, that finds it valid
+    leading = re.compile(meta.leading_digits) if meta.leading_digits is not None else None
+    zones = TIMEZONE_DATA.get(cc) or (TIMEZONE_DATA.get(cc[:2]) if len(cc) == 3 else None)
+    mobiles = phonenumbers.is_number_type_geographical(phonenumbers.PhoneNumberType.MOBILE, int(cc))
+    return info, leading, mobiles, None if zones is None else tuple(zones)
 
 
-def _surely_no_single_zone(e164: str) -> bool:
-    """True when phonenumbers' time-zone lookup surely finds no single zone, decided without
-    parsing: parse, number_type and the lookup cost ~60 µs a number, most of what staging a
-    million-row import's cases cost. Exactly when: the number is valid in its country code's main
-    region (so phonenumbers keeps it as written and takes that region's types), it is not a fixed
-    line there, mobiles there are not geographic, and the country code's own zones are not one.
-    Then its type is not geographic and phonenumbers answers with the country's zones. A Russian
-    mobile is the common case; anything else (a landline, another country) returns False and
-    goes through phonenumbers. tests/test_phone.py checks both ways agree."""
+def _zones_without_parsing(e164: str) -> tuple[str, ...] | None:
+    """The zones phonenumbers' time_zones_for_number gives this number, found without parsing it
+    (parse, number_type and the lookup cost ~60 us a number, most of what staging a million-row
+    import's cases cost); None when the shortcut cannot tell (then phonenumbers decides).
+
+    It tells when the number is valid in its country code's main region and that region's leading
+    digits (if any) start it: phonenumbers then keeps it as written and types it with that
+    region's metadata. A geographic type gets the zones of
+    the longest prefix of the number in phonenumbers' map, any other type its country's zones.
+    tests/test_phone.py checks it against phonenumbers on every example number and random digits."""
     if len(e164) < 4 or e164[0] != "+" or not e164[1:].isdigit():
-        return False
+        return None
     for n in (1, 2, 3):
         if int(e164[1:1 + n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
             break
     else:
-        return False
+        return None
     facts = _country_code_facts(e164[1:1 + n])
     if facts is None:
-        return False
-    info, geographic_mobiles = facts
+        return None
+    info, leading, mobiles_geographic, country_zones = facts
     nsn = e164[1 + n:]
-    return not geographic_mobiles and info.valid(nsn) and not info.fixed_line(nsn)
+    if (leading is not None and leading.match(nsn) is None) or not info.valid(nsn):
+        return None
+    if not info.geographic_type(nsn, mobiles_geographic):
+        return country_zones or _NO_ZONE
+    digits = e164[1:]
+    for length in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:length])
+        if zones is not None:
+            return tuple(zones)
+    return _NO_ZONE
+
+
+_NO_ZONE = (pn_timezone.UNKNOWN_TIMEZONE,)
 
 
 @lru_cache(maxsize=65536)
