@@ -24,6 +24,8 @@ the thread applies whatever has arrived in one transaction:
   facts see its earlier ones; plain rows (`write_row`, the call steps) go in together, in one
   executemany per statement, at the end of their group.
 
+* on SQLite the writer's connection never runs a WAL checkpoint inside a commit; a thread of its
+  own does, right after (ivr/db/checkpoint.py).
 `close()` applies and commits everything submitted before it, then stops the thread.
 """
 
@@ -44,6 +46,8 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from ivr.agi.ratelog import RateLimitedLog
+from ivr.db.checkpoint import Checkpointer, no_autocheckpoint
+from ivr.db.checkpoint import applies as checkpoint_applies
 from ivr.db.sqlite_lock import begin_immediate
 
 log = logging.getLogger(__name__)
@@ -119,6 +123,8 @@ class FactWriter:
         self.max_group = max_group
         self.name = name
         self.stats = WriterStats()
+        # SQLite: WAL checkpoints on a thread of their own, never inside the facts' commits
+        self.checkpointer = Checkpointer(engine, name=f"{name}-checkpointer") if checkpoint_applies(engine) else None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -282,12 +288,17 @@ class FactWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             if self._conn is not None:
                 self._conn.close()
             self._conn = self.engine.connect()
+            if self.checkpointer is not None:
+                no_autocheckpoint(self._conn)
+                self.checkpointer.start()
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -326,6 +337,8 @@ class FactWriter:
             self._apply_one_by_one(group)
             return
         stats.commits += 1
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
         if self._lost_held and time.monotonic() - self._lost_since >= LOST_INTERVAL:
             self._log_held_losses()
         size = sum(1 for item in group if item.fact is not None or item.insert is not None)
@@ -366,6 +379,8 @@ class FactWriter:
                 continue
             stats.commits += 1
             stats.facts += 1
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
             if item.future is not None and not item.future.done():
                 item.future.set_result(result)
 
