@@ -20,6 +20,7 @@ web UI from a child process instead:
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import logging
 import multiprocessing
@@ -38,6 +39,7 @@ RESTART_MIN = 1.0  # seconds before restarting a dead web process, doubling up t
 RESTART_MAX = 30.0
 WEB_NICE = 5  # the web process's priority drop: a report query waits for a CPU, the calls do not
 STOP_WAIT = 10.0  # seconds a stopping web process gets to finish its requests before SIGKILL
+STOP_DUMP_AFTER = STOP_WAIT - 2  # a web process still there then writes its threads' stacks to the log
 
 
 class ClickProxyError(RuntimeError):
@@ -188,7 +190,14 @@ def _TermOnlyServer(uvicorn: Any, config: Any) -> Any:
         @contextlib.contextmanager
         def capture_signals(self) -> Any:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            previous = signal.signal(signal.SIGTERM, lambda *_: setattr(self, "should_exit", True))
+
+            def stop(*_: Any) -> None:
+                self.should_exit = True
+                # if this process is still here just before `ivr run` kills it, every thread's
+                # stack goes to the log (the robot's log: stderr is shared), saying what held it
+                faulthandler.dump_traceback_later(STOP_DUMP_AFTER, exit=False)
+
+            previous = signal.signal(signal.SIGTERM, stop)
             try:
                 yield
             finally:
