@@ -314,10 +314,11 @@ def _zones_without_parsing(e164: str) -> tuple[str, ...] | None:
 
     It tells when the number is valid in its country code's main region and that region's leading
     digits (if any) start it: phonenumbers then keeps it as written and types it with that
-    region's metadata. A geographic type gets the zones of
-    the longest prefix of the number in phonenumbers' map, any other type its country's zones.
-    tests/test_phone.py checks it against phonenumbers on every example number and random digits."""
-    if len(e164) < 4 or e164[0] != "+" or not e164[1:].isdigit():
+    region's metadata. A geographic type gets the zones of the longest prefix of the number in
+    phonenumbers' map, any other type its country's zones. tests/test_phone.py checks it against
+    phonenumbers on every example number, numbers near them and random digits."""
+    digits = e164[1:]
+    if len(e164) < 4 or e164[0] != "+" or not (digits.isascii() and digits.isdigit()):
         return None
     for n in (1, 2, 3):
         if int(e164[1:1 + n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -333,7 +334,6 @@ def _zones_without_parsing(e164: str) -> tuple[str, ...] | None:
         return None
     if not info.geographic_type(nsn, mobiles_geographic):
         return country_zones or _NO_ZONE
-    digits = e164[1:]
     for length in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
         zones = TIMEZONE_DATA.get(digits[:length])
         if zones is not None:

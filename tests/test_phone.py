@@ -244,3 +244,11 @@ def test_timezone_shortcut_agrees_with_phonenumbers_near_every_example_number():
         assert timezone_for_phone.__wrapped__(e164, "Default/Zone") == _zone_by_phonenumbers(
             e164, "Default/Zone"), e164
     assert fired > 10000
+
+
+def test_timezone_shortcut_leaves_non_ascii_digits_to_phonenumbers():
+    from ivr.phone import _zones_without_parsing
+
+    arabic_indic = "+" + "".join(chr(0x0660 + int(d)) for d in "79161234567")
+    assert _zones_without_parsing(arabic_indic) is None
+    assert timezone_for_phone(arabic_indic, "Default/Zone") == _zone_by_phonenumbers(arabic_indic, "Default/Zone")

@@ -23,9 +23,9 @@ the thread applies whatever has arrived in one transaction:
 * facts are applied in the order they were submitted (one thread, one queue), so a call's later
   facts see its earlier ones; plain rows (`write_row`, the call steps) go in together, in one
   executemany per statement, at the end of their group.
-
 * on SQLite the writer's connection never runs a WAL checkpoint inside a commit; a thread of its
   own does, right after (ivr/db/checkpoint.py).
+
 `close()` applies and commits everything submitted before it, then stops the thread.
 """
 
