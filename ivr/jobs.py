@@ -136,8 +136,8 @@ def _ladder_in_child(database_url: str, default_timezone: str, now: dt.datetime)
     from ivr.dialer.ladder import advance_cases
     from ivr.dialer.policy import load_rules
 
-    with _child_sessions(database_url).begin() as session:
-        return advance_cases(session, load_rules(session, default_timezone), now)
+    with _child_sessions(database_url)() as session:
+        return advance_cases(session, load_rules(session, default_timezone), now, commit=True)
 
 
 def _outlook_in_child(database_url: str, default_timezone: str, now: dt.datetime) -> Any:

@@ -123,7 +123,7 @@ def _wait_file_of(bind: Connection | Engine) -> str | None:
         database = bind.url.database
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
-        return os.path.abspath(database) + WAIT_SUFFIX
+        return os.path.realpath(database) + WAIT_SUFFIX  # as SQLite names it: links resolved
     dbapi: Any = bind.connection.dbapi_connection
     return wait_file(dbapi) if dbapi is not None else None
 

@@ -46,6 +46,7 @@ from ivr.db.models import (
     PhoneNumber,
     Promise,
 )
+from ivr.db.sqlite_lock import yield_write_lock
 from ivr.db.tables import CASES
 from ivr.dialer.policy import Rules, Stage
 from ivr.dialer.windows import local_midnight_utc, naive_utc, resolve_timezone, to_utc, zone
@@ -267,18 +268,33 @@ def _candidate_ids(session: Session, rules: Rules, now: dt.datetime) -> list[int
     return list(session.scalars(stmt))
 
 
-def advance_cases(session: Session, rules: Rules, now: dt.datetime, *, chunk: int = 500) -> LadderReport:
-    """The ladder tick: stages, promises due, lifecycle and the block list. The caller commits."""
+def advance_cases(session: Session, rules: Rules, now: dt.datetime, *, chunk: int = 500,
+                  commit: bool = False) -> LadderReport:
+    """The ladder tick: stages, promises due, lifecycle and the block list. The caller commits,
+    or, with `commit`, each chunk is committed on its own (see `commit_chunk`)."""
     report = LadderReport()
     ids = _candidate_ids(session, rules, now)
     for start in range(0, len(ids), chunk):
         _advance_chunk(session, rules, now, ids[start:start + chunk], report)
+        if commit:
+            commit_chunk(session)
     if report.changed:
         log.info("ladder tick: %d cases examined, %d changed %s", report.examined, report.changed, dict(report.events))
     if report.failed:
         log.error("ladder tick: %d case(s) skipped because of an error (cases %s); the others were advanced",
                   report.failed, report.failed_ids[:20])
     return report
+
+
+def commit_chunk(session: Session) -> None:
+    """Commit one chunk of a pass over many cases. A pass over a million cases takes minutes; in
+    one transaction it would hold, on PostgreSQL, the row lock of every case it changed until its
+    end, and a call's facts that update one of them (a promise) would wait for it, with every
+    fact queued behind them in the writer. Each case's update is a compare-and-set, so a pass
+    stopped half-way leaves consistent cases and the next pass does the rest. On SQLite, a writer
+    waiting for the file's lock (the call facts) goes before the next chunk."""
+    session.commit()
+    yield_write_lock(session.get_bind())
 
 
 def _advance_chunk(session: Session, rules: Rules, now: dt.datetime, ids: list[int], report: LadderReport) -> None:

@@ -29,9 +29,9 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
 
 
 def ladder_tick(sessions: Sessions, rules_loader: RulesLoader, clock: Clock) -> LadderReport:
-    """One ladder pass in its own transaction (stages, promises, lifecycle, block list)."""
-    with sessions.begin() as session:
-        return advance_cases(session, rules_loader(session), clock.now())
+    """One ladder pass (stages, promises, lifecycle, block list), a transaction per chunk of cases."""
+    with sessions() as session:
+        return advance_cases(session, rules_loader(session), clock.now(), commit=True)
 
 
 def make_ladder_job(sessions: Sessions, rules_loader: RulesLoader, clock: Clock,

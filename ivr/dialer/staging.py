@@ -12,7 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.models import CaseState, DebtCase
-from ivr.dialer.ladder import LadderReport, _advance_chunk
+from ivr.dialer.ladder import LadderReport, _advance_chunk, commit_chunk
 from ivr.dialer.policy import load_rules
 from ivr.dialer.windows import naive_utc
 
@@ -24,7 +24,7 @@ CHUNK = 500
 def stage_new_cases(sessions: sessionmaker[Session], default_timezone: str, now: dt.datetime) -> LadderReport:
     report = LadderReport()
     naive_now = naive_utc(now)
-    with sessions.begin() as session:
+    with sessions() as session:
         rules = load_rules(session, default_timezone)
         ids = list(session.scalars(
             select(DebtCase.id).where(
@@ -34,6 +34,7 @@ def stage_new_cases(sessions: sessionmaker[Session], default_timezone: str, now:
         ))
         for start in range(0, len(ids), CHUNK):
             _advance_chunk(session, rules, now, ids[start:start + CHUNK], report)
+            commit_chunk(session)  # each chunk its own transaction (why: commit_chunk)
     if report.changed:
         log.info("staged %d new case(s): %s", report.changed, dict(report.events))
     return report

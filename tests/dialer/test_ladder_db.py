@@ -182,3 +182,54 @@ def test_a_case_changed_during_a_batched_chunk_is_a_conflict_and_the_others_are_
         cases = {c.id: c for c in s.scalars(select(DebtCase).where(DebtCase.id.in_(ids)))}
     assert cases[raced].stage_code is None and cases[raced].attempts_in_stage == 7
     assert all(cases[i].stage_code == "reminder" and cases[i].stage_entered_at is not None for i in ids if i != raced)
+
+
+def _committed_stages(db: Database, ids: list[int]) -> list[str | None]:
+    """What another connection sees: only committed changes."""
+    with db.sessions() as other:
+        return [other.get(DebtCase, i).stage_code for i in ids]  # type: ignore[union-attr]
+
+
+def test_a_pass_with_commit_commits_each_chunk_before_the_next(any_db: Database, monkeypatch) -> None:
+    # A pass over a million cases takes minutes: in one transaction, PostgreSQL would hold the
+    # row lock of every changed case until its end, and a call's promise on one of them (the
+    # facts writer) would wait for the whole pass
+    import ivr.dialer.ladder as ladder
+
+    with any_db.sessions.begin() as s:
+        ids = [add_case(s, stage_code=None).id for _ in range(3)]
+    seen: list[list[str | None]] = []
+    real = ladder._advance_chunk
+
+    def spy(session, rules, now, chunk_ids, report):  # type: ignore[no-untyped-def]
+        seen.append(_committed_stages(any_db, ids))
+        real(session, rules, now, chunk_ids, report)
+
+    monkeypatch.setattr(ladder, "_advance_chunk", spy)
+    with any_db.sessions() as s:
+        report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)), chunk=1, commit=True)
+    assert report.changed == 3
+    # before each chunk, the chunks before it are committed
+    assert seen == [[None, None, None], ["reminder", None, None], ["reminder", "reminder", None]]
+    assert _committed_stages(any_db, ids) == ["reminder"] * 3
+
+
+def test_staging_after_an_import_commits_each_chunk(any_db: Database, monkeypatch) -> None:
+    import ivr.dialer.ladder as ladder
+    import ivr.dialer.staging as staging
+
+    with any_db.sessions.begin() as s:
+        ids = [add_case(s, stage_code=None).id for _ in range(2)]
+    seen: list[list[str | None]] = []
+    real = ladder._advance_chunk
+
+    def spy(session, rules, now, chunk_ids, report):  # type: ignore[no-untyped-def]
+        seen.append(_committed_stages(any_db, ids))
+        real(session, rules, now, chunk_ids, report)
+
+    monkeypatch.setattr(staging, "_advance_chunk", spy)
+    monkeypatch.setattr(staging, "CHUNK", 1)
+    report = staging.stage_new_cases(any_db.sessions, "Europe/Moscow", moscow_noon(dt.date(2026, 3, 4)))
+    assert report.changed == 2
+    assert seen == [[None, None], ["reminder", None]]
+    assert _committed_stages(any_db, ids) == ["reminder", "reminder"]
