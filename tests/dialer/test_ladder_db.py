@@ -190,22 +190,31 @@ def _committed_stages(db: Database, ids: list[int]) -> list[str | None]:
         return [other.get(DebtCase, i).stage_code for i in ids]  # type: ignore[union-attr]
 
 
+def _watch_chunks(db: Database, monkeypatch, module, count: int) -> tuple[list[int], list[list[str | None]]]:  # type: ignore[no-untyped-def]
+    """`count` unstaged cases, and what another connection saw committed before each chunk that
+    `module`'s pass advanced."""
+    import ivr.dialer.ladder as ladder
+
+    with db.sessions.begin() as s:
+        ids = [add_case(s, stage_code=None).id for _ in range(count)]
+    seen: list[list[str | None]] = []
+    real = ladder._advance_chunk
+
+    def spy(session, rules, now, chunk_ids, report):  # type: ignore[no-untyped-def]
+        seen.append(_committed_stages(db, ids))
+        real(session, rules, now, chunk_ids, report)
+
+    monkeypatch.setattr(module, "_advance_chunk", spy)
+    return ids, seen
+
+
 def test_a_pass_with_commit_commits_each_chunk_before_the_next(any_db: Database, monkeypatch) -> None:
     # A pass over a million cases takes minutes: in one transaction, PostgreSQL would hold the
     # row lock of every changed case until its end, and a call's promise on one of them (the
     # facts writer) would wait for the whole pass
     import ivr.dialer.ladder as ladder
 
-    with any_db.sessions.begin() as s:
-        ids = [add_case(s, stage_code=None).id for _ in range(3)]
-    seen: list[list[str | None]] = []
-    real = ladder._advance_chunk
-
-    def spy(session, rules, now, chunk_ids, report):  # type: ignore[no-untyped-def]
-        seen.append(_committed_stages(any_db, ids))
-        real(session, rules, now, chunk_ids, report)
-
-    monkeypatch.setattr(ladder, "_advance_chunk", spy)
+    ids, seen = _watch_chunks(any_db, monkeypatch, ladder, 3)
     with any_db.sessions() as s:
         report = advance_cases(s, load_rules(s), moscow_noon(dt.date(2026, 3, 4)), chunk=1, commit=True)
     assert report.changed == 3
@@ -215,19 +224,9 @@ def test_a_pass_with_commit_commits_each_chunk_before_the_next(any_db: Database,
 
 
 def test_staging_after_an_import_commits_each_chunk(any_db: Database, monkeypatch) -> None:
-    import ivr.dialer.ladder as ladder
     import ivr.dialer.staging as staging
 
-    with any_db.sessions.begin() as s:
-        ids = [add_case(s, stage_code=None).id for _ in range(2)]
-    seen: list[list[str | None]] = []
-    real = ladder._advance_chunk
-
-    def spy(session, rules, now, chunk_ids, report):  # type: ignore[no-untyped-def]
-        seen.append(_committed_stages(any_db, ids))
-        real(session, rules, now, chunk_ids, report)
-
-    monkeypatch.setattr(staging, "_advance_chunk", spy)
+    ids, seen = _watch_chunks(any_db, monkeypatch, staging, 2)
     monkeypatch.setattr(staging, "CHUNK", 1)
     report = staging.stage_new_cases(any_db.sessions, "Europe/Moscow", moscow_noon(dt.date(2026, 3, 4)))
     assert report.changed == 2
