@@ -5,8 +5,9 @@ Why: SQLite's own busy handler (the driver's `timeout`) sleeps 1, 2, 5, 10, 15, 
 about 10 ms between its transactions, so a writer that has already waited a while sleeps
 through the gaps and waits for batch after batch: during a 400,000-row import with 5,000-row
 batches (about 110 ms of writing each) the call facts waited up to 1 s, with 2,000-row batches up
-to 2.3 s. Polling every millisecond takes the lock in the first gap, so the wait is bounded by
-one of the other writer's transactions. A failed try costs a few microseconds.
+to 2.3 s. Polling every millisecond takes the lock in the first gap of a millisecond or more,
+so against such a writer the wait is bounded by one of its transactions (against one with no
+gaps at all, see the last paragraph). A failed try costs a few microseconds.
 
 `begin_immediate` starts the transaction with BEGIN IMMEDIATE: the whole transaction then holds
 the write lock from its start, so a transaction that reads before it writes cannot fail half-way
