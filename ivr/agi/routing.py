@@ -13,8 +13,10 @@ Built-in routes are always present and cannot be replaced by the call script's t
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ivr.agi.channel import AGIChannel
 from ivr.agi.server import Handler
@@ -79,8 +81,10 @@ def merge_routes(extra: Mapping[str, Handler] | None) -> dict[str, Handler]:
     return routes
 
 
-def resolve_routes(settings: Settings, *, migrate: bool = True) -> dict[str, Handler]:
-    """Built-in routes plus the call script's, opening the database only if a builder exists."""
+def resolve_routes(settings: Settings, *, migrate: bool = True, **builder_options: Any) -> dict[str, Handler]:
+    """Built-in routes plus the call script's, opening the database only if a builder exists.
+    `builder_options` go to the call script's ``build_routes`` (`facts_writer="process"`: the
+    long-running `ivr agi-server`)."""
     builder = find_route_builder()
     if builder is None:
         log.warning("no call script installed (%s); serving diagnostic routes only: %s",
@@ -89,7 +93,15 @@ def resolve_routes(settings: Settings, *, migrate: bool = True) -> dict[str, Han
     from ivr.wiring import open_database  # lazy: the diagnostic routes need no database
 
     db = open_database(settings, migrate=migrate, seed_defaults=migrate)
-    return merge_routes(builder(settings, db))
+    return merge_routes(builder(settings, db, **_accepted(builder, builder_options)))
+
+
+def _accepted(builder: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options `builder` takes (a call script of another version may take none of them)."""
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params}
 
 
 def close_routes(routes: Mapping[str, Handler]) -> None:

@@ -105,17 +105,17 @@ def _naive(now: dt.datetime) -> dt.datetime:
 class CallRecorder:
     """The call script's facts, as statements for the writer. Without a `writer` the recorder
     starts its own (closed by `close()`, or at process exit): one process per call (classic AGI)
-    and tests."""
+    and tests. A `writer` given with `own_writer` is closed by `close()` too."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, default_timezone: str = "Europe/Moscow",
                  *, agi_sources: Mapping[str, Callable[[str], bool]] | None = None,
-                 writer: FactSink | None = None) -> None:
+                 writer: FactSink | None = None, own_writer: bool = False) -> None:
         self._sessions = sessions
         self._agi_sources = dict(agi_sources or {})
         self._clock = clock
         self._default_tz = default_timezone
         self._seq: dict[int, int] = {}
-        self._own_writer = writer is None
+        self._own_writer = writer is None or own_writer
         if writer is None:
             engine = sessions.kw.get("bind")
             if engine is None:

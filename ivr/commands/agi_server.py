@@ -61,7 +61,7 @@ def run_one(args: argparse.Namespace, settings: Settings, routes: Mapping[str, H
     if routes is None:
         from ivr.agi.routing import find_route_builder, resolve_routes
 
-        routes = resolve_routes(settings)
+        routes = resolve_routes(settings, facts_writer="process")  # (why: ivr.call.routes.build_routes)
         if find_route_builder() is not None:
             from ivr.wiring import open_database
 

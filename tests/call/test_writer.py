@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.agi.routing import close_routes
+from ivr.call import facts
 from ivr.call.recorder import CallRecorder
 from ivr.call.routes import build_routes
 from ivr.call.writer import FactWriter, WriterClosed
@@ -354,6 +356,45 @@ def test_agi_server_shutdown_closes_the_routes_writer(db: Database) -> None:
     close_routes(routes)
     assert not recorder.writer.running
     assert len(steps_of(db.sessions, attempt_id)) == 1
+
+
+def test_agi_server_routes_store_the_facts_from_a_writer_process(db: Database) -> None:
+    """`ivr agi-server` asks for `facts_writer="process"` (ivr.commands.agi_server.run_one): the
+    facts are stored by a process of their own, which close_routes flushes and stops."""
+    from ivr.call.writer_process import ProcessFactWriter
+
+    settings = load_settings(None, environ={})
+    routes = build_routes(settings, db, facts_writer="process")
+    recorder = routes[ROUTE_DEBT_CALL].recorder  # type: ignore[attr-defined]
+    assert isinstance(recorder.writer, ProcessFactWriter)
+    attempt_id = an_attempt_id(db.sessions)
+    # what crosses to the process is pickled: a module-level fact, as the call script sends
+    recorder.writer.write(partial(facts.answered, attempt_id=attempt_id, case_id=None, now=NOW, amd="HUMAN"),
+                          "answered")
+    close_routes(routes)
+    assert not recorder.writer.running
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Outcome).where(Outcome.attempt_id == attempt_id)) == 1
+
+
+def test_route_options_reach_only_a_builder_that_takes_them(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ivr.agi.routing as routing
+
+    seen: list[dict[str, Any]] = []
+
+    def new_builder(settings: Any, database: Any, *, facts_writer: str = "thread") -> dict[str, Any]:
+        seen.append({"facts_writer": facts_writer})
+        return {}
+
+    def old_builder(settings: Any, database: Any) -> dict[str, Any]:  # a call script without the option
+        seen.append({})
+        return {}
+
+    settings = load_settings(None, environ={"IVR_DATABASE_URL": str(db.engine.url)})
+    for builder in (new_builder, old_builder):
+        monkeypatch.setattr(routing, "find_route_builder", lambda b=builder: b)
+        assert "ping" in routing.resolve_routes(settings, migrate=False, facts_writer="process")
+    assert seen == [{"facts_writer": "process"}, {}]
 
 
 def test_a_shared_writer_is_left_to_its_owner(db: Database) -> None:
