@@ -1048,7 +1048,7 @@ def real_main(args: argparse.Namespace) -> int:
         server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             wait_listening(port, server)
-            pids = [server.pid, *child_pids(server.pid)]
+            pids = settled_pids(server.pid)
             print(f"`ivr agi-server` (pid {server.pid}, {len(pids)} process(es)) on port {port}; "
                   f"RLIMIT_NOFILE={nofile}; {calls} calls, {args.concurrency} held at once, think time "
                   f"{args.think:.1f}s before each of the {sum(v in THINK_VERBS for v in VERBS)} media replies", flush=True)
@@ -1097,11 +1097,37 @@ def real_main(args: argparse.Namespace) -> int:
 
 
 def child_pids(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
+    """Every descendant of `pid` (the workers of `--workers` and each one's facts writer process),
+    as started by any thread."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def settled_pids(pid: int, *, quiet: float = 1.0, limit: float = 15.0) -> list[int]:
+    """`pid` and its descendants once no process was added for `quiet` seconds (workers and
+    their writer processes start after the first worker listens)."""
+    pids, since, deadline = [pid, *child_pids(pid)], time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        now = [pid, *child_pids(pid)]
+        if sorted(now) != sorted(pids):
+            pids, since = now, time.monotonic()
+    return pids
 
 
 def reset_pg(url: str) -> None:
